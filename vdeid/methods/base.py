@@ -1,0 +1,78 @@
+"""The protocol every protection method follows, naive or adversarial."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Protocol
+
+import numpy as np
+
+from ..faces import Faces
+
+
+@dataclass
+class FaceOutcome:
+    """What happened to one face in one frame.
+
+    Attributes
+    ----------
+    frame : int
+        Index of the frame within the call (0-based).
+    track_id : int
+        The face's track id (-1 when untracked).
+    method : str
+        The method that produced the shipped pixels (the fallback's name when
+        the primary method failed).
+    protected : bool
+        True when the face region was altered by some method. Never False
+        for a face that was passed in: methods fail closed.
+    iterations : int
+        Attack iterations spent (0 for naive methods).
+    reached : bool or None
+        For adversarial methods, whether the target was reached before the
+        fallback; None for naive methods.
+    distance : float or None
+        Recogniser distance to the original face after protection, if known.
+    """
+
+    frame: int
+    track_id: int
+    method: str
+    protected: bool = True
+    iterations: int = 0
+    reached: Optional[bool] = None
+    distance: Optional[float] = None
+
+
+class Method(Protocol):
+    """A protection method.
+
+    ``protect`` receives a chunk of consecutive frames and their faces and
+    returns the frames with every face region protected. Implementations may
+    keep state between calls (warm starts keyed by track id), so a chunk must
+    follow the previous one in time.
+    """
+
+    name: str
+
+    def protect(
+        self, frames: list[np.ndarray], faces: list[Faces]
+    ) -> tuple[list[np.ndarray], list[FaceOutcome]]:
+        """Protect every face of every frame.
+
+        Parameters
+        ----------
+        frames : list of ndarray of shape (H, W, 3)
+            RGB frames, uint8 in [0, 255] or uint16 in [0, 65535]
+            (high-bit-depth video). Not modified.
+        faces : list of Faces
+            ``faces[i]`` are the faces of ``frames[i]``.
+
+        Returns
+        -------
+        protected : list of ndarray of shape (H, W, 3)
+            New frames, same dtype as the input.
+        outcomes : list of FaceOutcome
+            One per face passed in.
+        """
+        ...
