@@ -1,1 +1,34 @@
-from .config import Config  # noqa
+"""vdeid: de-identify faces in video and drone footage.
+
+The two entry points mirror the CLI: :func:`process_video` (``vdeid process``)
+and :func:`protect_image` / :func:`protect_photos` (``vdeid protect``).
+"""
+
+from .config import AttackConfig, Config, DetectConfig, EncodeConfig, NaiveConfig, TrackConfig
+from .errors import InputError, ModelError, OutputError, ShapeError, VdeidError
+from .faces import Faces
+from .photos import ImageResult, protect_image, protect_photos
+from .pipeline import process_video
+from .report import Report
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttackConfig",
+    "Config",
+    "DetectConfig",
+    "EncodeConfig",
+    "Faces",
+    "ImageResult",
+    "InputError",
+    "ModelError",
+    "NaiveConfig",
+    "OutputError",
+    "Report",
+    "ShapeError",
+    "TrackConfig",
+    "VdeidError",
+    "process_video",
+    "protect_image",
+    "protect_photos",
+]

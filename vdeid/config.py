@@ -37,6 +37,30 @@ class DetectConfig:
 
 
 @dataclass
+class TrackConfig:
+    """Tracking, gap bridging and look-ahead options.
+
+    Attributes
+    ----------
+    bridge_frames : int
+        A track that loses its detection is still protected at its predicted
+        position for this many frames.
+    lookahead_frames : int
+        Frames held back so a track that starts at frame t also protects the
+        frames just before t.
+    detect_every : int
+        Run the detector on every k-th frame only (tracking in between).
+    small_faces : bool
+        Tiled/upscaled detection for tiny faces in large (aerial) frames.
+    """
+
+    bridge_frames: int = 15
+    lookahead_frames: int = 8
+    detect_every: int = 1
+    small_faces: bool = False
+
+
+@dataclass
 class NaiveConfig:
     """Parameters of the naive (non-adversarial) methods.
 
@@ -118,12 +142,17 @@ class Config:
         Where detection and attacks run; ``auto`` picks CUDA when available.
     overwrite : bool
         Replace an existing output file.
+    chunk_frames : int
+        Frames handed to the protection method at once; adversarial methods
+        batch the faces of a whole chunk into one forward pass.
     """
 
     method: str = "pfgvm"
     device: Device = "auto"
     overwrite: bool = False
+    chunk_frames: int = 8
     detect: DetectConfig = field(default_factory=DetectConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
     naive: NaiveConfig = field(default_factory=NaiveConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)

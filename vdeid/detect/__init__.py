@@ -1,0 +1,5 @@
+"""Face detection."""
+
+from .mtcnn import FaceDetector
+
+__all__ = ["FaceDetector"]

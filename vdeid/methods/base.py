@@ -76,3 +76,11 @@ class Method(Protocol):
             One per face passed in.
         """
         ...
+
+    def reset(self) -> None:
+        """Forget state carried between chunks (warm starts).
+
+        Called between unrelated inputs, e.g. before each photo, so one
+        photo's perturbation never seeds another's.
+        """
+        ...

@@ -4,6 +4,7 @@ from .base import Recognizer, RecognizerCfg
 from .registry import (
     create_recognizer,
     create_recognizers,
+    describe_models,
     describe_recognizer,
     list_recognizers,
     register_recognizer,
@@ -14,6 +15,7 @@ __all__ = [
     "RecognizerCfg",
     "create_recognizer",
     "create_recognizers",
+    "describe_models",
     "describe_recognizer",
     "list_recognizers",
     "register_recognizer",

@@ -73,6 +73,38 @@ def create_recognizers(specs: str, device: str = "cpu") -> list[Recognizer]:
     return [create_recognizer(p, device) for p in parts]
 
 
+def describe_models() -> list[dict]:
+    """One row per registered recogniser, for ``vdeid models``.
+
+    Bundled models are built to read their config (input size, metric,
+    threshold, weight source); models that need a user path are listed with
+    how to give it.
+    """
+    rows = []
+    for name in list_recognizers():
+        description, needs_path = describe_recognizer(name)
+        row = {"name": name, "description": description}
+        if needs_path:
+            row.update(status="available with --recognizer %s:PATH" % name, source="a path you give (never downloaded)")
+        else:
+            try:
+                cfg = create_recognizer(name).cfg
+            except ModelError as exc:
+                row.update(status="unavailable", source=str(exc))
+            else:
+                row.update(
+                    status="available (default)" if name == "dlib" else "available",
+                    source=cfg.source,
+                    input_size=cfg.input_size,
+                    embedding_dim=cfg.embedding_dim,
+                    metric=cfg.metric,
+                    threshold=cfg.threshold,
+                    license=cfg.license,
+                )
+        rows.append(row)
+    return rows
+
+
 def _load_builtins() -> None:
     # Importing the model modules runs their @register_recognizer decorators.
     from . import dlib_resnet, facenet, mobileface  # noqa: F401
