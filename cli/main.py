@@ -20,7 +20,7 @@ logger = logging.getLogger("vdeid")
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="vdeid")
-@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.option("-v", "--verbose", is_flag=True, help="Also log routine notes (metadata dropped, encoder chosen).")
 def cli(verbose: bool) -> None:
     """De-identify faces in videos and photos.
 
@@ -28,7 +28,8 @@ def cli(verbose: bool) -> None:
     that leave them looking the same to people while face recognisers no
     longer identify them, or with a naive method (blur, pixelate...).
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="vdeid: %(message)s")
+    # Routine notes (tags dropped, encoder chosen) go to the --report; -v shows them live.
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="vdeid: %(message)s")
     # Third-party libraries log at INFO about things users need not see.
     logging.getLogger("libav").setLevel(logging.ERROR)
 
@@ -105,6 +106,11 @@ def models(as_json: bool) -> None:
                 f" {row['metric']} distance, same person below {row['threshold']}"
             )
         click.echo(f"{'':<11} weights: {row['source']}")
+
+
+from .batch import batch  # noqa: E402 -- registered after the group is defined
+
+cli.add_command(batch)
 
 
 def main() -> None:

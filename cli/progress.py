@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 from tqdm import tqdm
 
@@ -12,16 +12,21 @@ from vdeid.progress import Progress
 
 @contextmanager
 def progress_bar(desc: str, *, quiet: bool) -> Iterator:
-    """Yield a callback drawing one tqdm bar (or nothing when ``quiet``)."""
-    if quiet:
-        yield lambda _: None
-        return
-    bar = tqdm(desc=desc, unit="frame", dynamic_ncols=True, leave=True)
+    """Yield a callback drawing one tqdm bar (or nothing when ``quiet``).
+
+    The bar appears at the first update, so a run that fails while opening
+    its input prints only the error line.
+    """
+    bar: Optional[tqdm] = None
 
     def update(p: Progress) -> None:
+        nonlocal bar
+        if quiet:
+            return
+        if bar is None:
+            bar = tqdm(desc=desc, total=p.total, unit=p.stage.rstrip("s"), dynamic_ncols=True)
         if p.total and bar.total != p.total:
             bar.total = p.total
-        bar.unit = p.stage.rstrip("s")
         bar.update(p.done - bar.n)
         if p.info:
             bar.set_postfix(p.info, refresh=False)
@@ -29,4 +34,5 @@ def progress_bar(desc: str, *, quiet: bool) -> Iterator:
     try:
         yield update
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()

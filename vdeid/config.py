@@ -51,13 +51,35 @@ class TrackConfig:
     detect_every : int
         Run the detector on every k-th frame only (tracking in between).
     small_faces : bool
-        Tiled/upscaled detection for tiny faces in large (aerial) frames.
+        Tiled/upscaled detection for tiny faces in large (aerial) frames
+        (always on when the shorter frame side is 1440 px or more).
+    gate : float
+        Largest distance, in face sizes, between a track's predicted centre
+        and a detection it may take; grows by half for every further frame
+        without detection.
+    grow_per_frame : float
+        Boxes the detector did not see (bridged, interpolated, back-filled)
+        are enlarged by this fraction of their size on each side per frame
+        away from the nearest detection, before ``DetectConfig.box_margin``.
+    grow_max : float
+        Cap of that enlargement.
+    cut_threshold : float
+        Colour-histogram distance (Bhattacharyya, 0..1) between consecutive
+        frames above which a new shot starts and every track ends.
+    motion_compensation : bool
+        Estimate the camera motion (pan, zoom) between frames and move the
+        tracks with it.
     """
 
     bridge_frames: int = 15
     lookahead_frames: int = 8
     detect_every: int = 1
     small_faces: bool = False
+    gate: float = 2.0
+    grow_per_frame: float = 0.04
+    grow_max: float = 0.5
+    cut_threshold: float = 0.4
+    motion_compensation: bool = True
 
 
 @dataclass
@@ -66,6 +88,31 @@ class NaiveConfig:
 
     ``None`` means "scale with the face": the value is derived from the face
     box size so a 20 px face and a 400 px face are equally obscured.
+
+    Attributes
+    ----------
+    blur_sigma : float or None
+        Gaussian blur standard deviation in pixels (None: 0.08 × face size,
+        at least 2).
+    pixel_block : int or None
+        Pixelation block side in pixels (None: face size / 8).
+    noise_sigma : float
+        Additive Gaussian noise standard deviation on the [0, 1] scale.
+    impulse_amount : float
+        Fraction of face pixels set to white or black (salt and pepper).
+    mask_mode : {"solid", "darken"}
+        Fill the face with ``mask_color`` or multiply it by ``darken_factor``.
+    mask_color : tuple of int
+        RGB fill colour on the 0-255 scale.
+    darken_factor : float
+        Brightness factor in [0, 1] of ``mask_mode="darken"``.
+    svd_rank : int
+        Singular values kept per channel by SVD-DID.
+    feather : float
+        Soft edge of the face ellipse as a fraction of the box size, in
+        [0, 0.5].
+    seed : int
+        Seed of the noise and impulse methods' random generator.
     """
 
     blur_sigma: Optional[float] = None
@@ -74,6 +121,7 @@ class NaiveConfig:
     impulse_amount: float = 0.3
     mask_mode: Literal["solid", "darken"] = "solid"
     mask_color: tuple[int, int, int] = (0, 0, 0)
+    darken_factor: float = 0.25
     svd_rank: int = 3
     feather: float = 0.15
     seed: int = 0
@@ -81,7 +129,7 @@ class NaiveConfig:
 
 @dataclass
 class AttackConfig:
-    """Adversarial protection (P-FGVM and the baselines).
+    """Adversarial protection (P-FGVM and the baselines); see ``docs/attacks.md``.
 
     Attributes
     ----------
@@ -90,41 +138,84 @@ class AttackConfig:
         ``"dlib"`` or ``"dlib,mobileface:PATH"``.
     objective : {"dodge", "impersonate"}
         ``dodge`` pushes each face away from its own embedding (open set);
-        ``impersonate`` pulls it towards a donor identity.
+        ``impersonate`` pulls it towards another face of the chunk.
     margin : float
-        Extra distance beyond the recogniser's threshold required before a
-        face counts as protected.
+        Extra distance beyond the recogniser's threshold required (on the
+        written pixels) before a face counts as protected; it absorbs the
+        difference between our alignment and the invader's.
     max_iter : int
         Iteration budget per face; faces that do not reach the target get the
         fallback method.
-    alpha, lam, eps : float
-        Step size, P-FGVM penalty weight, and L-inf budget on [0, 1] pixels
-        (for the I-FGVM / I-FGSM / BIM / ILLC baselines).
+    alpha : float
+        Step size. For P-FGVM / I-FGVM the gradient is calibrated per face so
+        that ``alpha = 1`` moves a typical pixel by one grey level at the
+        first step (as the paper's alpha = 1 on its classifiers).
+    lam : float
+        P-FGVM's realism weight (paper: 0.22 / 0.28).
+    eps : float
+        L-inf budget on [0, 1] pixels for I-FGVM / I-FGSM / BIM / ILLC.
     fallback : str
         Naive method used when an attack fails to reach its target.
+    warm_start : bool
+        Start each face from its track's perturbation in a nearby frame.
+    batch_size : int
+        Faces per recogniser forward pass.
+    seed : int
+        Seed of the random parts (starting direction, landmark jitter).
+    jitter : float
+        Landmark jitter, as a fraction of the face size, applied while
+        optimising (expectation over the invader's alignment errors).
+    rounds : int
+        Verify-and-continue rounds: a face that fails verification on the
+        written frame continues with its remaining budget.
     """
 
     recognizers: str = "dlib"
     objective: Literal["dodge", "impersonate"] = "dodge"
-    margin: float = 0.1
+    margin: float = 0.2
     max_iter: int = 40
-    alpha: float = 0.02
-    lam: float = 0.05
+    alpha: float = 1.0
+    lam: float = 0.22
     eps: float = 8 / 255
     fallback: str = "blur"
     warm_start: bool = True
     batch_size: int = 32
     seed: int = 0
+    jitter: float = 0.03
+    rounds: int = 2
 
 
 @dataclass
 class EncodeConfig:
-    """Output encoding and stream-copy options."""
+    """Output encoding and stream-copy options.
+
+    Attributes
+    ----------
+    codec : str or None
+        Video encoder; ``None`` picks the input's family (h264 -> libx264,
+        hevc -> libx265, anything else -> libx264).
+    crf : int
+        Constant rate factor of x264/x265 (lower is better; 18 is visually
+        lossless for most footage).
+    preset : str
+        x264/x265 speed preset (``ultrafast`` ... ``veryslow``).
+    keep_metadata : bool
+        Keep every container/stream tag (GPS, camera, dates...) and copy
+        subtitle/data streams (drone telemetry); off by default for privacy.
+    pix_fmt : str or None
+        Force the encoder pixel format; ``None`` keeps the input's where the
+        encoder has it (10-bit stays 10-bit).
+    audio_bitrate : int
+        Bits per second of audio that must be re-encoded (to AAC) because the
+        output container cannot hold its codec; copied audio is untouched.
+    """
 
     codec: Optional[str] = None
     crf: int = 18
     preset: str = "medium"
     keep_metadata: bool = False
+    pix_fmt: Optional[str] = None
+    audio_bitrate: int = 192_000
     image_format: Literal["same", "png", "jpg"] = "same"
     jpeg_quality: int = 95
 

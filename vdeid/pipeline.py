@@ -75,7 +75,7 @@ def process_video(
             output=str(output_path),
             config=config.to_dict(),
             device=device,
-            video={"width": info.width, "height": info.height, "fps": str(info.fps), "frames": info.frames},
+            video={"width": info.width, "height": info.height, "fps": str(info.fps), "frames": info.frame_count},
         )
         detector = FaceDetector(config.detect, device)
         method = create_method(config.method, replace(config, device=device))
@@ -83,7 +83,7 @@ def process_video(
         with VideoSink(output_path, source, config.encode, overwrite=config.overwrite) as sink:
             decoded = timer.wrap("decode", source.frames())
             detected = _detect_stream(decoded, detector, config, timer)
-            tracked = timer.wrap("track", track_faces(detected, config.track))
+            tracked = timer.wrap("track", track_faces(detected, config.track, get_image=lambda f: f.image))
             done = 0
             for chunk in _chunks(tracked, config.chunk_frames):
                 frames = [f for f, _ in chunk]
@@ -98,7 +98,7 @@ def process_video(
                         sink.write(replace(frame, image=image))
                 done += len(chunk)
                 progress(
-                    Progress("frames", done, info.frames, {"faces": report.faces, "fallback": report.fallback})
+                    Progress("frames", done, info.frame_count, {"faces": report.faces, "fallback": report.fallback})
                 )
             with timer.time("encode"):
                 sink.close()

@@ -1,0 +1,73 @@
+"""The vdeid command, run in-process through its real entry point."""
+
+from __future__ import annotations
+
+import json
+
+from vdeid_testing import SAMPLE, read_frames, run_cli
+
+
+def test_process_blur(tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    code, _, err = run_cli(
+        ["process", SAMPLE, "-o", out, "--method", "blur", "--device", "cpu", "--preset", "ultrafast",
+         "--report", tmp_path / "r.json", "-q"],
+        capsys,
+    )
+    assert code == 0, err
+    assert len(read_frames(out)) == len(read_frames(SAMPLE))
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["config"]["encode"]["preset"] == "ultrafast"
+    assert report["faces"] > 0
+
+
+def test_missing_input_is_one_line(tmp_path, capsys):
+    missing = tmp_path / "nope.mp4"
+    code, _, err = run_cli(["process", missing, "-o", tmp_path / "o.mp4", "--method", "blur"], capsys)
+    assert code == 1
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and str(missing) in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_existing_output_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"x")
+    code, _, err = run_cli(["process", SAMPLE, "-o", out, "--method", "blur", "-q"], capsys)
+    assert code == 1 and "overwrite" in err and out.read_bytes() == b"x"
+
+
+def test_unknown_method_lists_valid_names(tmp_path, capsys):
+    code, _, err = run_cli(["process", SAMPLE, "-o", tmp_path / "o.mp4", "--method", "sparkle", "-q"], capsys)
+    assert code == 1 and "blur" in err and "pixelate" in err
+
+
+def test_bad_thresholds(tmp_path, capsys):
+    code, _, err = run_cli(["process", SAMPLE, "-o", tmp_path / "o.mp4", "--thresholds", "1,2"], capsys)
+    assert code == 2 and "thresholds" in err.lower() or "0.6,0.7,0.7" in err
+
+
+def test_protect_photos_mirrors_tree(tmp_path, capsys, astronaut):
+    from PIL import Image
+
+    src = tmp_path / "in"
+    (src / "a" / "b").mkdir(parents=True)
+    Image.fromarray(astronaut).save(src / "a" / "b" / "face.jpg", quality=95)
+    (src / "a" / "notes.txt").write_text("not a photo")
+    code, _, err = run_cli(["protect", src, "-o", tmp_path / "out", "--method", "pixelate", "--format", "png", "-q"], capsys)
+    assert code == 0, err
+    out = tmp_path / "out" / "a" / "b" / "face.png"
+    assert out.exists()
+    assert not (tmp_path / "out" / "a" / "notes.txt").exists()
+
+
+def test_protect_bad_photo_does_not_stop_others(tmp_path, capsys, astronaut):
+    from PIL import Image
+
+    good = tmp_path / "good.png"
+    Image.fromarray(astronaut).save(good)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 truncated")
+    code, _, err = run_cli(["protect", good, bad, "-o", tmp_path / "out", "--method", "blur", "-q"], capsys)
+    assert code == 1 and str(bad) in err
+    assert (tmp_path / "out" / "good.png").exists()
