@@ -62,7 +62,7 @@ def batch(
             resume=not no_resume,
             progress=progress,
         )
-    for rel, error in summary.failures:
+    for _, error in summary.failures:
         click.echo(f"vdeid: failed: {error}", err=True)
     if not quiet:
         click.echo(

@@ -133,5 +133,11 @@ def main() -> None:
         sys.exit(exc.exit_code)
 
 
+from .evaluate import evaluate as _evaluate, evaluate_video as _evaluate_video  # noqa: E402
+
+cli.add_command(_evaluate)
+cli.add_command(_evaluate_video)
+
+
 if __name__ == "__main__":
     main()

@@ -92,7 +92,7 @@ class NaiveConfig:
     Attributes
     ----------
     blur_sigma : float or None
-        Gaussian blur standard deviation in pixels (None: 0.08 × face size,
+        Gaussian blur standard deviation in pixels (None: 0.2 × face size,
         at least 2).
     pixel_block : int or None
         Pixelation block side in pixels (None: face size / 8).
@@ -151,13 +151,19 @@ class AttackConfig:
         that ``alpha = 1`` moves a typical pixel by one grey level at the
         first step (as the paper's alpha = 1 on its classifiers).
     lam : float
-        P-FGVM's realism weight (paper: 0.22 / 0.28).
+        P-FGVM's realism weight (paper: 0.22 / 0.28 on its classifiers; 0.05
+        with the calibrated step against dlib, see ``docs/attacks.md``).
     eps : float
         L-inf budget on [0, 1] pixels for I-FGVM / I-FGSM / BIM / ILLC.
     fallback : str
         Naive method used when an attack fails to reach its target.
     warm_start : bool
         Start each face from its track's perturbation in a nearby frame.
+    warm_order : {"bisect", "sequential"}
+        How a chunk is split into waves (see ``docs/attacks.md``):
+        ``bisect`` takes log2(chunk) + 1 waves that each batch many frames;
+        ``sequential`` one wave per frame, each face starting from the frame
+        just before it.
     batch_size : int
         Faces per recogniser forward pass.
     seed : int
@@ -168,21 +174,30 @@ class AttackConfig:
     rounds : int
         Verify-and-continue rounds: a face that fails verification on the
         written frame continues with its remaining budget.
+    compression : bool
+        Optimise through a random compression proxy (blur, 4:2:0 chroma,
+        noise) so the perturbation survives video encoding.
+    compression_margin : float or None
+        With ``compression``, a face also has to clear the threshold plus
+        this margin after the fixed proxy; None only optimises through it.
     """
 
     recognizers: str = "dlib"
     objective: Literal["dodge", "impersonate"] = "dodge"
-    margin: float = 0.2
-    max_iter: int = 40
-    alpha: float = 1.0
-    lam: float = 0.22
+    margin: float = 0.12
+    max_iter: int = 60
+    alpha: float = 0.5
+    lam: float = 0.05
     eps: float = 8 / 255
     fallback: str = "blur"
     warm_start: bool = True
+    warm_order: Literal["bisect", "sequential"] = "sequential"
     batch_size: int = 32
     seed: int = 0
     jitter: float = 0.03
     rounds: int = 2
+    compression: bool = True
+    compression_margin: Optional[float] = None
 
 
 @dataclass

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import closing
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
+from .concurrency import BackgroundConsumer, prefetch, timed
 from .config import Config, resolve_device
 from .detect import FaceDetector
 from .faces import Faces
@@ -80,30 +82,43 @@ def process_video(
         detector = FaceDetector(config.detect, device)
         method = create_method(config.method, replace(config, device=device))
         fallback = _fallback_for(method, config, device)
+        queued = 2 * max(config.chunk_frames, config.detect.batch_size)
+        decode_clock = [0.0]
         with VideoSink(output_path, source, config.encode, overwrite=config.overwrite) as sink:
-            decoded = timer.wrap("decode", source.frames())
-            detected = _detect_stream(decoded, detector, config, timer)
-            tracked = timer.wrap("track", track_faces(detected, config.track, get_image=lambda f: f.image))
-            done = 0
-            for chunk in _chunks(tracked, config.chunk_frames):
-                frames = [f for f, _ in chunk]
-                faces = [fa for _, fa in chunk]
-                with timer.time("protect"):
-                    images, outcomes = protect_chunk(method, fallback, [f.image for f in frames], faces, report)
-                report.add_outcomes(outcomes, method.name)
-                report.faces_per_frame.extend(len(fa) for fa in faces)
-                report.detected_per_frame.extend(int(fa.detected.sum()) for fa in faces)
-                with timer.time("encode"):
-                    for frame, image in zip(frames, images):
-                        sink.write(replace(frame, image=image))
-                done += len(chunk)
-                progress(
-                    Progress("frames", done, info.frame_count, {"faces": report.faces, "fallback": report.fallback})
-                )
-            with timer.time("encode"):
+            # closing() stops the decode thread before the container closes, on any exit.
+            reading = prefetch(timed(source.frames(), decode_clock), size=queued, name="vdeid-decode")
+            with closing(reading), BackgroundConsumer(sink.write, size=queued, name="vdeid-encode") as writer:
+                decoded = timer.wrap("wait_decode", reading)
+                detected = _detect_stream(decoded, detector, config, timer)
+                tracked = timer.wrap("track", track_faces(detected, config.track, get_image=lambda f: f.image))
+                done = 0
+                for chunk in _chunks(tracked, config.chunk_frames):
+                    frames = [f for f, _ in chunk]
+                    faces = [fa for _, fa in chunk]
+                    with timer.time("protect"):
+                        images, outcomes = protect_chunk(method, fallback, [f.image for f in frames], faces, report)
+                    report.add_outcomes(outcomes, method.name)
+                    report.faces_per_frame.extend(len(fa) for fa in faces)
+                    report.detected_per_frame.extend(int(fa.detected.sum()) for fa in faces)
+                    with timer.time("wait_encode"):
+                        for frame, image in zip(frames, images):
+                            writer.submit(replace(frame, image=image))
+                    done += len(chunk)
+                    progress(
+                        Progress(
+                            "frames", done, info.frame_count, {"faces": report.faces, "fallback": report.fallback}
+                        )
+                    )
+                with timer.time("wait_encode"):
+                    writer.close()
+            with timer.time("finish"):
                 sink.close()
             report.notes.extend(sink.notes)
     report.timings = dict(timer.seconds)
+    # Decode and encode overlap the main thread: their busy times are
+    # measured on their own threads and do not add up to the total.
+    report.timings["decode"] = decode_clock[0]
+    report.timings["encode"] = writer.busy_seconds
     report.timings["total"] = time.perf_counter() - started
     if report.fallback:
         logger.warning("%s: %d face(s) needed the fallback method", input_path, report.fallback)

@@ -34,6 +34,7 @@ __all__ = ["TiledDetector", "nms_faces", "tile_grid", "wants_tiling"]
 
 #: Frames whose shorter side reaches this many pixels are tiled by default.
 LARGE_FRAME_SIDE = 1440
+_TILES_PER_CALL = 32
 
 
 class Detector(Protocol):
@@ -227,14 +228,19 @@ class TiledDetector:
                     groups.setdefault((th, tw), []).append((i, x, y, frame[y : y + th, x : x + tw]))
         for (th, tw), tiles in groups.items():
             size = (max(1, round(tw * self.upscale)), max(1, round(th * self.upscale)))
-            images = [self._resize(t[3], size) for t in tiles]
-            for (i, x, y, _), faces in zip(tiles, self.detector.detect(images)):
-                h, w = frames[i].shape[:2]
-                faces = _rescale(faces, tw / size[0], th / size[1], x, y)
-                found[i].append(self._drop_cut_off(faces, x, y, tw, th, w, h))
+            # Upscaled tiles are made a few dozen at a time to bound memory (4K: ~2.6 MB each).
+            for start in range(0, len(tiles), _TILES_PER_CALL):
+                chunk = tiles[start : start + _TILES_PER_CALL]
+                images = [self._resize(t[3], size) for t in chunk]
+                for (i, x, y, _), faces in zip(chunk, self.detector.detect(images)):
+                    h, w = frames[i].shape[:2]
+                    faces = _rescale(faces, tw / size[0], th / size[1], x, y)
+                    found[i].append(self._drop_cut_off(faces, x, y, tw, th, w, h))
         if self.full_frame:
             scale = self.full_frame_scale
-            small = [self._resize(f, (max(1, round(f.shape[1] * scale)), max(1, round(f.shape[0] * scale)))) for f in frames]
+            small = [
+                self._resize(f, (max(1, round(f.shape[1] * scale)), max(1, round(f.shape[0] * scale)))) for f in frames
+            ]
             for i, (f, faces) in enumerate(zip(frames, self.detector.detect(small))):
                 found[i].append(_rescale(faces, f.shape[1] / small[i].shape[1], f.shape[0] / small[i].shape[0], 0, 0))
         return [nms_faces(_concat(parts)) for parts in found]

@@ -13,10 +13,15 @@ shared documents; in short (dlib ``serialize.h``, ``dnn/core.h``):
 
 The reader returns the flat list of layers in forward order; mapping them
 onto a PyTorch module is :mod:`vdeid.recognizers.dlib_resnet`'s job.
+
+It also reads dlib's ``shape_predictor`` files (the ensemble-of-regression-
+trees landmark model, ``shape_predictor_5_face_landmarks.dat``); the predictor
+itself is :mod:`vdeid.recognizers.dlib_landmarks`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +29,15 @@ import numpy as np
 
 from ..errors import ModelError
 
-__all__ = ["DlibLayer", "DlibNetwork", "read_dlib_network", "parse_dlib_network"]
+__all__ = [
+    "DlibLayer",
+    "DlibNetwork",
+    "ShapePredictorModel",
+    "read_dlib_network",
+    "parse_dlib_network",
+    "read_shape_predictor",
+    "parse_shape_predictor",
+]
 
 # float_details exponents reserved for non-finite values.
 _SPECIAL_EXPONENTS = {32000: np.inf, 32001: -np.inf, 32002: np.nan}
@@ -93,7 +106,7 @@ class _Reader:
     """Sequential decoder of dlib's serialization primitives over a bytes buffer."""
 
     def __init__(self, data: bytes, path: str):
-        self.data = memoryview(data)
+        self.data = bytes(data)
         self.pos = 0
         self.path = path
 
@@ -104,7 +117,7 @@ class _Reader:
             self.path,
         )
 
-    def take(self, n: int) -> memoryview:
+    def take(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
             raise self.fail(f"file ends early, {n} more bytes expected")
         chunk = self.data[self.pos : self.pos + n]
@@ -138,7 +151,32 @@ class _Reader:
         exponent = self.integer()
         if exponent in _SPECIAL_EXPONENTS:
             return float(_SPECIAL_EXPONENTS[exponent])
-        return float(np.ldexp(np.float64(mantissa), exponent))
+        return math.ldexp(mantissa, exponent)
+
+    def reals(self, count: int) -> list[float]:
+        """``count`` consecutive float_details values (an inlined :meth:`real` loop, for speed)."""
+        data, pos, out = self.data, self.pos, []
+        try:
+            for _ in range(count):
+                c = data[pos]
+                n = c & 0x0F
+                m = int.from_bytes(data[pos + 1 : pos + 1 + n], "little")
+                pos += 1 + n
+                c2 = data[pos]
+                n2 = c2 & 0x0F
+                e = int.from_bytes(data[pos + 1 : pos + 1 + n2], "little")
+                pos += 1 + n2
+                if (c | c2) & 0x70 or not (1 <= n <= 8 and 1 <= n2 <= 8):
+                    raise self.fail("bad float encoding")
+                e = -e if c2 & 0x80 else e
+                if e in _SPECIAL_EXPONENTS:
+                    out.append(float(_SPECIAL_EXPONENTS[e]))
+                else:
+                    out.append(math.ldexp(-m if c & 0x80 else m, e))
+        except IndexError:
+            raise self.fail("file ends early") from None
+        self.pos = pos
+        return out
 
     def tensor(self) -> np.ndarray:
         version = self.integer()
@@ -397,3 +435,119 @@ def read_dlib_network(path: str | Path) -> DlibNetwork:
     except OSError as ex:
         raise ModelError(f"cannot read dlib model file: {ex.strerror or ex}", path) from ex
     return parse_dlib_network(data, str(path))
+
+
+@dataclass
+class ShapePredictorModel:
+    """A parsed dlib ``shape_predictor`` (Kazemi & Sullivan's regression-tree cascade).
+
+    Attributes
+    ----------
+    initial_shape : ndarray of shape (P, 2), float32
+        Mean shape in the detection box's unit square.
+    split_idx : ndarray of shape (L, T, N, 2), int64
+        Per cascade level and tree, the N split nodes (breadth-first): the two
+        feature pixels compared.
+    split_thresh : ndarray of shape (L, T, N), float32
+        Go to the left child (``2i + 1``) when
+        ``feature[idx1] - feature[idx2] > thresh``, else to ``2i + 2``.
+    leaf_values : ndarray of shape (L, T, N + 1, P, 2), float32
+        Shape increments stored in the leaves.
+    anchor_idx : ndarray of shape (L, F), int64
+        Landmark each feature pixel is anchored to.
+    deltas : ndarray of shape (L, F, 2), float32
+        Offset of each feature pixel from its anchor, in mean-shape units.
+    """
+
+    initial_shape: np.ndarray
+    split_idx: np.ndarray
+    split_thresh: np.ndarray
+    leaf_values: np.ndarray
+    anchor_idx: np.ndarray
+    deltas: np.ndarray
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The fields as a dict (for ``np.savez``)."""
+        return dict(self.__dict__)
+
+
+def _read_column(reader: _Reader) -> np.ndarray:
+    # dlib matrix: -rows, -cols, then the values row by row.
+    rows, cols = -reader.integer(), -reader.integer()
+    if rows < 0 or cols != 1:
+        raise reader.fail(f"expected a column vector, got {rows}x{cols}")
+    return np.array(reader.reals(rows), dtype=np.float32)
+
+
+def parse_shape_predictor(data: bytes, path: str = "<bytes>") -> ShapePredictorModel:
+    """Decode a serialized dlib ``shape_predictor`` (all trees must have equal depth).
+
+    Layout (dlib ``shape_predictor.h``): version 1; the initial shape as a
+    column matrix; ``forests`` (vector of levels, each a vector of trees; a
+    tree is its splits ``(idx1, idx2, thresh)`` then its leaf columns);
+    ``anchor_idx``; ``deltas`` (vectors of ``(x, y)``).
+
+    Raises
+    ------
+    ModelError
+        The bytes are not a shape predictor.
+    """
+    reader = _Reader(data, path)
+    version = reader.integer()
+    if version != 1:
+        raise reader.fail(f"unknown shape_predictor version {version}")
+    initial = _read_column(reader)
+    split_idx, split_thresh, leaf_values = [], [], []
+    for _ in range(reader.integer()):
+        level_idx, level_thresh, level_leaves = [], [], []
+        for _ in range(reader.integer()):
+            idx, thresh = [], []
+            for _ in range(reader.integer()):
+                idx.append((reader.integer(), reader.integer()))
+                thresh.append(reader.real())
+            leaves = [_read_column(reader) for _ in range(reader.integer())]
+            if len(leaves) != len(idx) + 1:
+                raise reader.fail("a regression tree's leaf count is not its split count + 1")
+            level_idx.append(idx)
+            level_thresh.append(thresh)
+            level_leaves.append(leaves)
+        split_idx.append(level_idx)
+        split_thresh.append(level_thresh)
+        leaf_values.append(level_leaves)
+    anchors = [[reader.integer() for _ in range(reader.integer())] for _ in range(reader.integer())]
+    deltas = [reader.reals(2 * reader.integer()) for _ in range(reader.integer())]
+    if reader.pos != len(reader.data):
+        raise reader.fail(f"{len(reader.data) - reader.pos} unexpected trailing bytes")
+    points = len(initial) // 2
+    try:
+        model = ShapePredictorModel(
+            initial.reshape(points, 2),
+            np.array(split_idx, dtype=np.int64),
+            np.array(split_thresh, dtype=np.float32),
+            np.array(leaf_values, dtype=np.float32),
+            np.array(anchors, dtype=np.int64),
+            np.array(deltas, dtype=np.float32),
+        )
+        model.leaf_values = model.leaf_values.reshape(*model.leaf_values.shape[:3], points, 2)
+        model.deltas = model.deltas.reshape(len(deltas), -1, 2)
+    except ValueError as ex:  # ragged: trees of different depths or sizes
+        raise ModelError(f"unsupported shape predictor layout ({ex})", path) from ex
+    if model.split_idx.ndim != 4 or len(model.anchor_idx) != len(split_idx):
+        raise ModelError("unsupported shape predictor layout", path)
+    return model
+
+
+def read_shape_predictor(path: str | Path) -> ShapePredictorModel:
+    """Read and decode a dlib ``shape_predictor`` file (see :func:`parse_shape_predictor`).
+
+    Raises
+    ------
+    ModelError
+        The file cannot be read or is not a shape predictor.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as ex:
+        raise ModelError(f"cannot read dlib shape predictor: {ex.strerror or ex}", path) from ex
+    return parse_shape_predictor(data, str(path))

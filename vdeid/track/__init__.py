@@ -1,0 +1,21 @@
+"""Face tracks across frames: ids, gap bridging, look-ahead, shot cuts, JSON tracks."""
+
+from .camera_motion import CameraMotion
+from .cuts import CutDetector
+from .lookahead import Lookahead
+from .stage import track_faces
+from .tracker import FaceTracker, Observation
+from .tracks_io import TrackRecorder, Tracks, read_tracks, write_tracks
+
+__all__ = [
+    "CameraMotion",
+    "CutDetector",
+    "FaceTracker",
+    "Lookahead",
+    "Observation",
+    "TrackRecorder",
+    "Tracks",
+    "read_tracks",
+    "track_faces",
+    "write_tracks",
+]

@@ -1,0 +1,111 @@
+"""TiledDetector: tile layout, box mapping and merging, small faces found."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from vdeid.faces import Faces
+from vdeid.detect.tiling import TiledDetector, nms_faces, tile_grid, wants_tiling
+
+
+@pytest.mark.parametrize("length,tile,overlap", [(1920, 640, 96), (2160, 640, 96), (500, 640, 96), (1000, 300, 100)])
+def test_tile_grid_covers_with_overlap(length, tile, overlap):
+    starts, size = tile_grid(length, tile, overlap)
+    assert size <= tile and starts[0] == 0 and starts[-1] + size == length
+    if len(starts) > 1:
+        assert min(b - a for a, b in zip(starts, starts[1:])) <= size - overlap
+
+
+class SquareDetector:
+    """Fake detector: every bright square of at least ``min_face`` px is a face."""
+
+    def __init__(self, min_face=20):
+        self.min_face = min_face
+        self.calls = []
+
+    def detect(self, frames):
+        self.calls.append([f.shape for f in frames])
+        out = []
+        for f in frames:
+            labels, _ = ndimage.label(f.min(axis=2) > 128)
+            boxes = [
+                [s[1].start, s[0].start, s[1].stop, s[0].stop]
+                for s in ndimage.find_objects(labels)
+                if min(s[0].stop - s[0].start, s[1].stop - s[1].start) >= self.min_face
+            ]
+            faces = Faces.from_arrays(np.array(boxes, np.float32).reshape(-1, 4))
+            faces.landmarks = (faces.boxes[:, None, :2] + faces.boxes[:, None, 2:]) / 2 * np.ones((1, 5, 1), np.float32)
+            out.append(faces)
+        return out
+
+
+def _frame_with_squares(squares, size=(300, 500)):
+    frame = np.zeros(size + (3,), np.uint8)
+    for x, y, s in squares:
+        frame[y : y + s, x : x + s] = 255
+    return frame
+
+
+def test_boxes_map_back_and_merge_once():
+    # 12 px squares (below min_face) anywhere, incl. on tile seams; a 70 px one across a seam.
+    squares = [(5, 5, 12), (95, 140, 12), (196, 60, 14), (320, 200, 12), (150, 150, 70), (420, 20, 30)]
+    frame = _frame_with_squares(squares)
+    inner = SquareDetector(min_face=20)
+    assert len(inner.detect([frame])[0]) == 2  # plain detection misses the small ones
+    tiled = TiledDetector(inner, tile=200, overlap=40, upscale=2.0)
+    faces = tiled.detect([frame, frame[:, ::-1].copy()])
+    assert len(faces) == 2
+    found = faces[0]
+    assert len(found) == len(squares)
+    expected = np.array([[x, y, x + s, y + s] for x, y, s in squares], np.float32)
+    order = np.lexsort((found.boxes[:, 1], found.boxes[:, 0]))
+    exp_order = np.lexsort((expected[:, 1], expected[:, 0]))
+    np.testing.assert_allclose(found.boxes[order], expected[exp_order], atol=1.5)
+    # Landmarks move with their boxes.
+    centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2
+    np.testing.assert_allclose(found.landmarks[:, 0], centres, atol=1.0)
+    assert len(faces[1]) == len(squares)  # mirrored frame in the same call
+    # Tiles of both frames went through the inner detector in one batch.
+    assert any(len(c) >= 2 * 2 * 3 for c in inner.calls)
+
+
+def test_nms_keeps_best_and_never_shrinks():
+    faces = Faces.from_arrays(
+        [[0, 0, 20, 20], [1, 1, 21, 21], [50, 50, 70, 70], [2, 2, 12, 12]], scores=[0.9, 0.95, 0.5, 0.99]
+    )
+    kept = nms_faces(faces)
+    np.testing.assert_allclose(kept.scores, [0.99, 0.5])
+    # The best box was nested in larger duplicates: it grows to their union.
+    np.testing.assert_allclose(kept.boxes, [[0, 0, 21, 21], [50, 50, 70, 70]])
+    dupes = Faces.from_arrays([[0, 0, 20, 20], [1, 0, 21, 20]], scores=[0.9, 0.95])
+    np.testing.assert_allclose(nms_faces(dupes).boxes, [[1, 0, 21, 20]])
+
+
+def test_wants_tiling():
+    assert wants_tiling((3840, 2160))
+    assert not wants_tiling((1920, 1080))
+    assert wants_tiling((1920, 1080), small_faces=True)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from vdeid.config import DetectConfig
+    from vdeid.detect.mtcnn import FaceDetector
+
+    return FaceDetector(DetectConfig(), device="cpu")
+
+
+def test_tiling_finds_a_small_face_plain_detection_misses(astronaut, detector):
+    from vdeid.synthetic import _paste, aerial_background, sprite_from_image
+
+    sprite = sprite_from_image(astronaut, (175, 70, 265, 185))
+    frame = aerial_background(200, 320, seed=2)
+    box = np.array([200, 110, 215, 125], np.float32)  # a 15 px face
+    _paste(frame, sprite, box)
+    assert len(detector.detect([frame])[0]) == 0
+    found = TiledDetector(detector, tile=160, overlap=48, upscale=2.0).detect([frame])[0]
+    assert len(found) >= 1
+    centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2
+    assert np.any(np.linalg.norm(centres - (box[:2] + box[2:]) / 2, axis=1) < 5)

@@ -1,0 +1,185 @@
+"""The adversarial engine on synthetic frames with a tiny recogniser (fast, CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attacks.tiny_models import TEMPLATE, TinyRecognizer
+from vdeid.config import Config
+from vdeid.engine import ATTACK_METHODS, AdversarialMethod
+from vdeid.faces import Faces, expand_boxes
+from vdeid.imageops import to_float
+from vdeid.methods.registry import create_method, list_methods
+
+THRESHOLD = 0.1
+
+
+def _frame(h=96, w=128, seed=0, dtype=np.uint8):
+    """Smooth random texture (a stand-in for a face and its background)."""
+    g = np.random.default_rng(seed)
+    low = g.random((6, 8, 3))
+    img = np.kron(low, np.ones((16, 16, 1)))[:h, :w]
+    img = np.clip(img * 0.7 + 0.15 + 0.05 * g.random((h, w, 3)), 0, 1)
+    scale = 255 if dtype == np.uint8 else 65535
+    return np.rint(img * scale).astype(dtype)
+
+
+def _faces(boxes, track_ids=None, landmarks=True):
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    lms = []
+    for x0, y0, x1, y1 in boxes:
+        s = x1 - x0
+        lms.append(np.array([x0, y0]) + TEMPLATE.numpy() * s / 32)
+    lm = np.stack(lms) if landmarks else None
+    f = Faces.from_arrays(boxes, lm)
+    if track_ids is not None:
+        f.track_ids = np.asarray(track_ids, np.int64)
+    return f
+
+
+def _method(attack="pfgvm", **overrides):
+    cfg = Config(device="cpu")
+    cfg.attack.margin = 0.02
+    cfg.attack.max_iter = 30
+    cfg.attack.alpha = 2.0
+    cfg.attack.lam = 0.02  # the tiny net needs a larger perturbation than dlib
+    cfg.attack.jitter = 0.0
+    cfg.attack.compression = False  # exercised on its own below; keeps the rest fast
+    for k, v in overrides.items():
+        setattr(cfg.attack, k, v)
+    return AdversarialMethod(cfg, attack=attack, recognizers=[TinyRecognizer(threshold=THRESHOLD)])
+
+
+def _distance(rec, frame_a, frame_b, face: Faces, i: int, margin=0.5) -> float:
+    """Tiny-recogniser distance between the same face in two frames (independent of the engine)."""
+    x0, y0, x1, y1 = expand_boxes(face.boxes[i : i + 1], margin)[0]
+    x0, y0 = max(int(x0), 0), max(int(y0), 0)
+    x1, y1 = int(np.ceil(x1)), int(np.ceil(y1))
+    lm = torch.as_tensor(face.landmarks[i : i + 1] - [x0, y0], dtype=torch.float32)
+
+    def emb(fr):
+        crop = torch.from_numpy(to_float(fr[y0:y1, x0:x1]).copy()).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            return rec(crop, lm)
+
+    return float(rec.distance(emb(frame_a), emb(frame_b)))
+
+
+def test_faces_change_only_inside_their_regions_and_reach_the_target():
+    frame = _frame()
+    faces = _faces([[14, 20, 38, 44], [64, 30, 100, 66]])
+    method = _method()
+    out, outcomes = method.protect([frame], [faces])
+    assert out[0].dtype == np.uint8 and out[0].shape == frame.shape
+    assert not np.shares_memory(out[0], frame)
+    grown = expand_boxes(faces.boxes, 0.15)
+    outside = np.ones(frame.shape[:2], bool)
+    for x0, y0, x1, y1 in grown:
+        outside[max(int(np.floor(y0)), 0) : int(np.ceil(y1)), max(int(np.floor(x0)), 0) : int(np.ceil(x1))] = False
+    assert np.array_equal(out[0][outside], frame[outside])
+    assert len(outcomes) == 2
+    for i, o in enumerate(outcomes):
+        assert (o.frame, o.method, o.protected, o.reached) == (0, "pfgvm", True, True)
+        assert 0 < o.iterations <= 30
+        # Judged independently on the written uint8 pixels.
+        d = _distance(method.recognizers[0], frame, out[0], faces, i)
+        assert d > THRESHOLD + 0.02
+        assert o.distance == pytest.approx(d, abs=1e-4)
+
+
+def test_budget_zero_fails_closed_with_the_fallback():
+    frame = _frame()
+    faces = _faces([[30, 20, 70, 60]])
+    out, outcomes = _method(max_iter=0).protect([frame], [faces])
+    (o,) = outcomes
+    assert (o.method, o.reached, o.protected, o.iterations) == ("blur", False, True, 0)
+    assert np.abs(out[0].astype(int) - frame).max() > 10  # blurred, not left as is
+
+
+def test_unreachable_margin_fails_closed_with_the_fallback():
+    frame = _frame()
+    faces = _faces([[30, 20, 70, 60]])
+    _, outcomes = _method(margin=10.0, max_iter=4).protect([frame], [faces])
+    assert outcomes[0].method == "blur" and outcomes[0].reached is False
+    assert outcomes[0].iterations == 4
+
+
+def test_warm_start_cuts_iterations_on_a_slowly_moving_face():
+    frames = [_frame(seed=1)] * 3
+    boxes = [[30 + t, 24 + t, 70 + t, 64 + t] for t in range(3)]
+    frames = [np.roll(frames[0], (t, t), axis=(0, 1)) for t in range(3)]
+    faces = [_faces([b]) for b in boxes]  # no track ids: linked by IoU
+    cold = _method(alpha=0.5, warm_start=False).protect(frames, faces)[1]
+    warm_method = _method(alpha=0.5)
+    warm = warm_method.protect(frames, faces)[1]
+    assert all(o.reached for o in cold + warm)
+    first = warm[0].iterations
+    assert first >= 6 and cold[0].iterations >= 6
+    later = np.median([o.iterations for o in warm[1:]])
+    assert later <= first / 3, [o.iterations for o in warm]
+    assert np.median([o.iterations for o in cold[1:]]) > later
+    # The next chunk starts from this one's last perturbation.
+    nxt = [np.roll(frames[0], (3, 3), axis=(0, 1))]
+    _, again = warm_method.protect(nxt, [_faces([[33, 27, 73, 67]])])
+    assert again[0].reached and again[0].iterations <= first / 3
+
+
+def test_uint16_frames_are_judged_on_10_bit_codes():
+    frame = _frame(dtype=np.uint16)
+    faces = _faces([[30, 20, 70, 60]])
+    out, outcomes = _method().protect([frame], [faces])
+    assert out[0].dtype == np.uint16 and outcomes[0].reached
+    changed = out[0] != frame
+    codes = out[0][changed].astype(np.float64) * 1023 / 65535
+    assert changed.any()
+    assert np.allclose(codes, np.round(codes), atol=0.01)
+
+
+def test_faces_without_landmarks_use_their_track_or_the_fallback():
+    frames = [_frame(seed=2), _frame(seed=2)]
+    seen = _faces([[30, 20, 70, 60]], track_ids=[7])
+    lost = _faces([[31, 21, 71, 61]], track_ids=[7], landmarks=False)
+    _, outcomes = _method().protect(frames, [seen, lost])
+    assert [o.method for o in outcomes] == ["pfgvm", "pfgvm"]
+    assert all(o.reached for o in outcomes)
+    _, alone = _method().protect([frames[1]], [_faces([[31, 21, 71, 61]], landmarks=False)])
+    assert alone[0].method == "blur" and alone[0].reached is False
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACK_METHODS))
+def test_every_engine_attack_protects_or_falls_back(attack):
+    frame = _frame(seed=3)
+    faces = _faces([[20, 20, 56, 56], [70, 30, 110, 70]])
+    out, outcomes = _method(attack, max_iter=12, eps=24 / 255).protect([frame], [faces])
+    assert len(outcomes) == 2
+    for o in outcomes:
+        assert o.protected
+        assert o.method == (attack if o.reached else "blur")
+    assert not np.array_equal(out[0], frame)
+
+
+def test_registered_as_methods_and_still_path():
+    names = list_methods()
+    assert set(ATTACK_METHODS) <= set(names)
+    m = create_method("bim", Config(device="cpu"))
+    assert isinstance(m, AdversarialMethod) and m.name == "bim"
+    method = _method()
+    frame = _frame(seed=4)
+    out, outcomes = method.protect_still(frame, _faces([[30, 20, 70, 60]]))
+    assert out.shape == frame.shape and outcomes[0].reached
+    assert method._tracks == {}  # a photo leaves no warm-start state behind
+
+
+def test_wave_orders_assign_parents():
+    frames = [_frame(seed=5)] * 8
+    faces = [_faces([[30, 20, 70, 60]], track_ids=[3]) for _ in frames]
+    seq = _method()._make_jobs(frames, faces)
+    assert [j.level for j in seq] == list(range(8))
+    assert [j.parent for j in seq] == [None, 0, 1, 2, 3, 4, 5, 6]
+    bis = _method(warm_order="bisect")._make_jobs(frames, faces)
+    assert [j.level for j in bis] == [0, 3, 2, 3, 1, 3, 2, 3]
+    assert [j.parent for j in bis] == [None, 0, 0, 2, 0, 4, 4, 6]
+    cold = _method(warm_start=False)._make_jobs(frames, faces)
+    assert {j.level for j in cold} == {0} and all(j.parent is None for j in cold)

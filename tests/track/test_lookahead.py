@@ -1,0 +1,85 @@
+"""Look-ahead: back-fill before a first detection, interpolation, bounded buffer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vdeid.config import TrackConfig
+from vdeid.faces import Faces
+from vdeid.track import track_faces
+
+BOX = [100, 100, 130, 130]
+
+
+def _first_seen_at(first, n=20):
+    return [(i, Faces.from_arrays([BOX]) if i >= first else Faces()) for i in range(n)]
+
+
+@pytest.mark.parametrize("lookahead", [0, 3, 8])
+def test_backfill_covers_the_frames_before_a_first_detection(lookahead):
+    first = 10
+    out = dict(track_faces(_first_seen_at(first), TrackConfig(lookahead_frames=lookahead)))
+    assert sorted(out) == list(range(20))
+    for i in range(20):
+        faces = out[i]
+        if i < first - lookahead:
+            assert len(faces) == 0, f"frame {i} is outside the look-ahead window"
+            continue
+        assert len(faces) == 1 and faces.track_ids[0] == 0
+        assert faces.detected[0] == (i >= first)
+        b = faces.boxes[0]
+        assert b[0] <= BOX[0] and b[1] <= BOX[1] and b[2] >= BOX[2] and b[3] >= BOX[3]
+        if i < first:
+            assert faces.scores[0] == 0
+            # Enlarged for uncertainty, more the further from the detection, capped.
+            grow = min(0.5, 0.04 * (first - i))
+            np.testing.assert_allclose(b[2] - b[0], 30 * (1 + 2 * grow), rtol=1e-5)
+
+
+def test_interpolates_between_sparse_detections():
+    """detect_every=4 on a face moving 6 px/frame: skipped frames get the true box."""
+    truth = [np.array([[20 + 6 * t, 50, 44 + 6 * t, 74]], np.float32) for t in range(25)]
+    items = [(t, Faces.from_arrays(truth[t]) if t % 4 == 0 else None) for t in range(25)]
+    out = dict(track_faces(items, TrackConfig(lookahead_frames=8, grow_per_frame=0.0)))
+    for t in range(1, 21):  # frames after the last detection (24) are extrapolated
+        if t % 4:
+            assert not out[t].detected[0]
+            np.testing.assert_allclose(out[t].boxes[0], truth[t][0], atol=1e-3)
+
+
+def test_without_lookahead_skipped_frames_are_extrapolated_and_enlarged():
+    truth = [np.array([[20 + 6 * t, 50, 44 + 6 * t, 74]], np.float32) for t in range(13)]
+    items = [(t, Faces.from_arrays(truth[t]) if t % 4 == 0 else None) for t in range(13)]
+    out = dict(track_faces(items, TrackConfig(lookahead_frames=0)))
+    for t in (5, 6, 7, 9, 10, 11):
+        b, g = out[t].boxes[0], truth[t][0]
+        assert b[0] <= g[0] + 3 and b[2] >= g[2] - 3  # still on the face (Kalman velocity)
+        assert b[2] - b[0] > g[2] - g[0]  # and enlarged
+
+
+def test_buffer_holds_at_most_lookahead_plus_one_frames():
+    consumed = []
+
+    def stream():
+        for i in range(30):
+            consumed.append(i)
+            yield i, Faces.from_arrays([BOX]) if i % 7 else Faces()
+
+    lags = []
+    for i, _ in track_faces(stream(), TrackConfig(lookahead_frames=5)):
+        lags.append(len(consumed) - 1 - i)
+    assert len(lags) == 30
+    assert max(lags) <= 5
+    assert lags[:25] == [5] * 25  # steady state: exactly L frames late
+
+
+def test_backfill_never_crosses_a_cut():
+    """A tracker fed frames with a cut: the new shot's face is not pasted into the old shot."""
+    rng = np.random.default_rng(0)
+    shot_a = rng.integers(0, 60, (120, 160, 3), dtype=np.uint8)
+    shot_b = np.full((120, 160, 3), 220, np.uint8)
+    frames = [shot_a] * 6 + [shot_b] * 6
+    dets = [Faces() if i < 8 else Faces.from_arrays([[40, 40, 60, 60]]) for i in range(12)]
+    out = [f for _, f in track_faces(zip(frames, dets), TrackConfig(lookahead_frames=8))]
+    assert [len(f) for f in out] == [0] * 6 + [1] * 6

@@ -1,0 +1,820 @@
+"""The adversarial protection method: P-FGVM (and the baselines) on video faces.
+
+:class:`AdversarialMethod` implements :class:`~vdeid.methods.base.Method` for
+every attack of :mod:`vdeid.attacks` (registered as ``pfgvm``, ``ifgvm``,
+``ifgsm``, ``bim`` and ``illc``). For each face of each frame it:
+
+1. cuts a *context crop* of the frame around the face (the box grown by
+   :data:`CONTEXT` on each side, so the recogniser's whole chip lies inside)
+   and translates the landmarks into it;
+2. optimises a perturbation **in the frame's own pixels** of that crop,
+   restricted to the feathered ellipse of the box grown by
+   ``DetectConfig.box_margin`` (:mod:`vdeid.methods.mask`); the recogniser
+   aligns the crop itself (differentiably), so what is written back is exactly
+   what was optimised, with no resampling;
+3. judges success on the pixels as they will be written: straight-through
+   rounding to 8-bit codes (10-bit for uint16 frames) inside the loop, and a
+   final verification pass on the composited frames;
+4. fails closed: a face that misses its target within ``max_iter`` iterations
+   (or has no landmarks to align with) gets the fallback method
+   (``AttackConfig.fallback``, blur by default) and its
+   :class:`~vdeid.methods.base.FaceOutcome` says so.
+
+Batching and warm starts
+------------------------
+Crops of many faces (from many frames and tracks) go through the recogniser
+in one forward pass: crops are bucketed by size and zero-padded to the
+largest of their bucket (padding lies outside the crop, where the chip
+extraction sees black anyway, exactly as at a frame border). A face that
+reaches its target leaves the batch.
+
+Consecutive frames of a track look alike, so a face's perturbation is a good
+starting point for the next frame's. Warm starts and batching across frames
+pull in opposite directions, so each chunk is solved in *waves*, each wave
+batching every face whose starting point is known:
+
+- ``warm_order="sequential"`` (default): wave ``k`` holds every track's
+  ``k``-th appearance, started from its ``k-1``-th (the previous chunk's last
+  perturbation for ``k = 0``). One wave per frame; batches span tracks.
+- ``warm_order="bisect"``: wave 0 solves a track's first appearance, wave 1
+  the middle one (from the first), wave 2 the quarter points, and so on, each
+  from the nearest solved appearance before it: ``ceil(log2 T) + 1`` waves of
+  growing size for a chunk of T frames, for accelerators that want large
+  batches. Starts come from frames up to T/2 away, so faces need more
+  iterations (measured in ``docs/attacks.md``).
+
+The starting perturbation is moved onto the new face with the similarity
+transform between the two faces' landmarks, by whole pixels when that
+transform is nearly a translation; only the *start* is resampled, the result
+is optimised in the new frame's own pixels.
+
+Faces without track ids (``track_ids == -1``) are linked to the previous
+frame's faces by box overlap (IoU), so warm starts work before tracking too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .attacks import (
+    DodgeObjective,
+    EnsembleObjective,
+    ImpersonateObjective,
+    Objective,
+    create_attack,
+    kurakin_steps,
+)
+from .attacks.base import Attack
+from .attacks.transforms import CompressionProxy
+from .config import AttackConfig, Config, resolve_device
+from .errors import VdeidError
+from .faces import Faces, expand_boxes
+from .imageops import from_float, to_float
+from .methods.base import FaceOutcome, Method
+from .methods.mask import Region, box_region, ellipse_mask_in_region
+from .methods.registry import create_method, register_method
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AdversarialMethod", "ATTACK_METHODS", "CONTEXT", "protect_still"]
+
+#: Context crop around a face: its box grown by this fraction of its size on
+#: every side. dlib's chip (padding 0.25) spans about 1.2 box widths, so 0.5
+#: keeps the whole chip, rotated, inside the crop.
+CONTEXT = 0.5
+
+#: Attacks offered as protection methods, with a one-line description.
+ATTACK_METHODS = {
+    "pfgvm": "P-FGVM adversarial perturbation (ICIP 2019), penalised towards the original",
+    "ifgvm": "I-FGVM adversarial perturbation, L-inf budget AttackConfig.eps",
+    "ifgsm": "I-FGSM adversarial perturbation (sign steps), L-inf budget AttackConfig.eps",
+    "bim": "BIM (Kurakin et al.), untargeted sign steps, eps on the 0-255 scale",
+    "illc": "ILLC (Kurakin et al.): impersonate the least-similar face of the chunk",
+}
+
+# Largest padded crop side batched together with smaller ones (pixels).
+_BUCKET_RATIO = 1.5
+
+#: A warm start begins from the neighbour's perturbation scaled by this
+#: factor. The neighbour stopped just past its target, so an exact copy
+#: lands on either side of the target about half the time; a little extra
+#: lets most faces pass at the start, with no iteration. What is handed on to
+#: the next frame is the unscaled perturbation, so it does not compound.
+WARM_OVERSHOOT = 1.1
+
+# Distance slack of the final verification (float noise between batch sizes).
+_VERIFY_TOLERANCE = 1e-3
+
+
+@dataclass
+class _Job:
+    """One face of one frame, from crop to outcome."""
+
+    frame: int
+    index: int  # position in faces[frame]
+    key: tuple  # track key: ("t", id) or ("p", n)
+    track_id: int
+    box: np.ndarray  # (4,) expanded box (perturbation ellipse)
+    context: Region
+    landmarks: np.ndarray  # (5, 2) in frame pixels
+    x: Optional[torch.Tensor] = None  # (3, h, w) original context crop in [0, 1]
+    mask: Optional[torch.Tensor] = None  # (1, h, w) ellipse in [0, 1]
+    init: Optional[torch.Tensor] = None  # (3, h, w) warm start (adv, not delta)
+    adv: Optional[torch.Tensor] = None  # (3, h, w) free variable after the attack
+    shipped: Optional[torch.Tensor] = None  # (3, h, w) composed, quantised crop
+    references: list = field(default_factory=list)  # per recogniser (D,)
+    donor: Optional[list] = None  # per recogniser (D,), impersonation target
+    iterations: int = 0
+    reached: bool = False
+    distance: Optional[float] = None
+    warm: bool = False
+    level: int = 0
+    parent: Optional[int] = None  # job index this one's warm start comes from
+    attackable: bool = True
+    raw_box: Optional[np.ndarray] = None  # (4,) detector box, for bridging landmarks
+    moved: Optional[torch.Tensor] = None  # (3, h, w) neighbour's perturbation moved here, unscaled
+    base: Optional[torch.Tensor] = None  # (3, h, w) perturbation handed on to warm starts
+
+
+@dataclass
+class _TrackState:
+    """What a track leaves for the next chunk's warm start."""
+
+    delta: torch.Tensor  # (3, h, w) free perturbation in its context crop
+    context: Region
+    landmarks: np.ndarray
+    box: np.ndarray  # raw (unexpanded) box, for IoU linking and landmark bridging
+
+
+class AdversarialMethod:
+    """Protect faces with an adversarial attack against face recognisers.
+
+    Parameters
+    ----------
+    config : Config
+        ``attack`` (recognisers, objective, margin, budget, step sizes,
+        fallback), ``detect.box_margin``, ``naive.feather`` and ``device``.
+    attack : str, optional
+        Attack name from :func:`vdeid.attacks.list_attacks` (``pfgvm``,
+        ``ifgvm``, ``ifgsm``, ``bim``, ``illc``). (Default: "pfgvm")
+    recognizers : list of Recognizer, optional
+        Networks to fool (an ensemble when several); built from
+        ``config.attack.recognizers`` on first use when None.
+    fallback : Method, optional
+        Method for faces the attack cannot protect; built from
+        ``config.attack.fallback`` when None.
+
+    Attributes
+    ----------
+    name : str
+        The attack name (what :class:`~vdeid.methods.base.FaceOutcome` reports).
+    stats : dict
+        Counters of the last :meth:`protect` call: ``waves``, ``batches``,
+        ``forward_faces`` (face-forwards through the recognisers),
+        ``rounds`` (extra verify-and-continue rounds) and ``faces`` (per face:
+        frame, index, whether it was warm-started, iterations, reached).
+
+    Notes
+    -----
+    The instance keeps per-track warm-start state between calls, so chunks
+    must be passed in time order; call :meth:`reset` between videos.
+    """
+
+    def __init__(
+        self,
+        config: Optional[Config] = None,
+        *,
+        attack: str = "pfgvm",
+        recognizers: Optional[list] = None,
+        fallback: Optional[Method] = None,
+    ):
+        self.config = config or Config()
+        self.cfg: AttackConfig = self.config.attack
+        self.name = attack
+        self.device = resolve_device(self.config.device)
+        self._recognizers = recognizers
+        self._fallback = fallback
+        self._tracks: dict[tuple, _TrackState] = {}
+        self._last_keys: list[tuple] = []  # keys of the previous frame's faces
+        self._last_boxes = np.zeros((0, 4), np.float32)
+        self._next_pseudo = 0
+        self.stats: dict = {}
+
+    # -- public -----------------------------------------------------------------
+
+    @property
+    def recognizers(self) -> list:
+        """The recognisers attacked (built on first use)."""
+        if self._recognizers is None:
+            from .recognizers import create_recognizers
+
+            self._recognizers = create_recognizers(self.cfg.recognizers, self.device)
+        return self._recognizers
+
+    @property
+    def fallback(self) -> Method:
+        """The naive method used where the attack fails."""
+        if self._fallback is None:
+            if self.cfg.fallback in ATTACK_METHODS:
+                raise VdeidError(
+                    f"the fallback must be a naive method (blur, pixelate, mask...), not {self.cfg.fallback!r}"
+                )
+            self._fallback = create_method(self.cfg.fallback, self.config)
+        return self._fallback
+
+    def reset(self) -> None:
+        """Forget warm-start state (call between unrelated videos)."""
+        self._tracks.clear()
+        self._last_keys = []
+        self._last_boxes = np.zeros((0, 4), np.float32)
+
+    def protect(
+        self, frames: list[np.ndarray], faces: list[Faces]
+    ) -> tuple[list[np.ndarray], list[FaceOutcome]]:
+        """Protect every face of every frame.
+
+        Parameters
+        ----------
+        frames : list of ndarray of shape (H, W, 3)
+            Consecutive RGB frames, uint8 in [0, 255] or uint16 in
+            [0, 65535]. Not modified.
+        faces : list of Faces
+            ``faces[i]`` are the faces of ``frames[i]``; landmarks are
+            required for the attack (faces without get the fallback unless
+            their track supplies landmarks).
+
+        Returns
+        -------
+        protected : list of ndarray of shape (H, W, 3)
+            New frames, same dtype; only pixels inside the faces' grown
+            ellipses differ from the input.
+        outcomes : list of FaceOutcome
+            One per face, in frame order then face order.
+        """
+        if len(frames) != len(faces):
+            raise VdeidError(f"got {len(frames)} frames but {len(faces)} face lists")
+        out = [np.array(f, copy=True) for f in frames]
+        jobs = self._make_jobs(frames, faces)
+        self.stats = {"waves": 0, "batches": 0, "forward_faces": 0, "rounds": 0}
+        if any(j.attackable for j in jobs):
+            levels = self._levels(frames[0])
+            self._run(frames, jobs, levels)
+            rounds = max(1, int(self.cfg.rounds))
+            for r in range(rounds):
+                out = [np.array(f, copy=True) for f in frames]
+                self._compose(out, jobs)
+                self._verify(out, jobs)
+                # A face the loop judged done can still fail on the written
+                # frame (overlapping faces, jittered judging): continue it
+                # from where it stopped with the budget it has left.
+                retry = [j for j in jobs if j.shipped is not None and not j.reached and j.iterations < self.cfg.max_iter]
+                if not retry or r == rounds - 1:
+                    break
+                for job in retry:
+                    # Continue on the crop as written, so a neighbour's
+                    # perturbation inside this face's context is part of it.
+                    written = self._crop(out, job)
+                    job.x = torch.where(job.mask > 0, job.x, written)
+                    job.init = torch.where(job.mask > 0, job.adv, written)
+                self.stats["rounds"] += 1
+                self._attack(retry, levels)
+        failed = [j for j in jobs if not j.reached]
+        if failed:
+            out = self._apply_fallback(out, faces, failed)
+        self._remember(jobs)
+        self.stats["faces"] = [
+            {"frame": j.frame, "face": j.index, "warm": j.warm, "iterations": j.iterations, "reached": j.reached}
+            for j in jobs
+        ]
+        return out, [self._outcome(j) for j in jobs]
+
+    def protect_still(self, image: np.ndarray, faces: Faces) -> tuple[np.ndarray, list[FaceOutcome]]:
+        """Protect one photo: the same engine on a single frame, without warm-start state.
+
+        Parameters
+        ----------
+        image : ndarray of shape (H, W, 3)
+            RGB, uint8 or uint16. Not modified.
+        faces : Faces
+            Its faces, with landmarks.
+
+        Returns
+        -------
+        protected : ndarray of shape (H, W, 3)
+            Same dtype as ``image``.
+        outcomes : list of FaceOutcome
+        """
+        saved = (self._tracks, self._last_keys, self._last_boxes)
+        self._tracks, self._last_keys, self._last_boxes = {}, [], np.zeros((0, 4), np.float32)
+        try:
+            frames, outcomes = self.protect([image], [faces])
+        finally:
+            self._tracks, self._last_keys, self._last_boxes = saved
+        return frames[0], outcomes
+
+    # -- building jobs ------------------------------------------------------------
+
+    def _make_jobs(self, frames: list[np.ndarray], faces: list[Faces]) -> list[_Job]:
+        jobs: list[_Job] = []
+        margin = float(self.config.detect.box_margin)
+        for t, (frame, fa) in enumerate(zip(frames, faces)):
+            if frame.ndim != 3 or frame.shape[2] != 3:
+                raise VdeidError(f"frame {t} must have shape (H, W, 3), got {frame.shape}")
+            keys = self._link(fa)
+            grown = expand_boxes(fa.boxes, margin)
+            ctx_boxes = expand_boxes(fa.boxes, CONTEXT)
+            for i in range(len(fa)):
+                lm = np.asarray(fa.landmarks[i], np.float64)
+                if not np.all(np.isfinite(lm)):
+                    lm = self._bridge_landmarks(keys[i], fa.boxes[i], jobs)
+                context = box_region(ctx_boxes[i], frame.shape[:2])
+                # Even origin: the crop's 2x2 chroma blocks are the encoder's.
+                context = context._replace(y0=context.y0 - context.y0 % 2, x0=context.x0 - context.x0 % 2)
+                job = _Job(
+                    frame=t,
+                    index=i,
+                    key=keys[i],
+                    track_id=int(fa.track_ids[i]),
+                    box=grown[i],
+                    context=context,
+                    landmarks=lm if lm is not None else np.full((5, 2), np.nan),
+                    attackable=lm is not None and not context.empty and bool(np.all(np.isfinite(fa.boxes[i]))),
+                    raw_box=np.asarray(fa.boxes[i], np.float32),
+                )
+                jobs.append(job)
+        self._assign_waves(jobs)
+        return jobs
+
+    def _link(self, fa: Faces) -> list[tuple]:
+        """Track keys for one frame's faces: their track ids, else IoU with the previous frame."""
+        keys: list[Optional[tuple]] = [("t", int(tid)) if tid >= 0 else None for tid in fa.track_ids]
+        if any(k is None for k in keys):
+            iou = _iou(np.asarray(fa.boxes, np.float32), self._last_boxes)
+            taken: set = set()
+            for i in np.argsort(-iou.max(axis=1, initial=0.0)) if len(iou) else []:
+                if keys[i] is not None:
+                    continue
+                for j in np.argsort(-iou[i]):
+                    if iou[i, j] < 0.3:
+                        break
+                    if j not in taken and self._last_keys[j][0] == "p":
+                        keys[i] = self._last_keys[j]
+                        taken.add(j)
+                        break
+            for i, k in enumerate(keys):
+                if k is None:
+                    keys[i] = ("p", self._next_pseudo)
+                    self._next_pseudo += 1
+        self._last_keys = list(keys)
+        self._last_boxes = np.asarray(fa.boxes, np.float32).reshape(-1, 4)
+        return keys  # type: ignore[return-value]
+
+    def _bridge_landmarks(self, key: tuple, box: np.ndarray, jobs: list[_Job]) -> Optional[np.ndarray]:
+        """Landmarks for a face the detector did not see, moved from its track's last known ones."""
+        prev = next((j for j in reversed(jobs) if j.key == key and j.attackable), None)
+        if prev is not None:
+            return _move_points(prev.landmarks, prev.raw_box, box)
+        state = self._tracks.get(key)
+        if state is not None:
+            return _move_points(state.landmarks, state.box, box)
+        return None
+
+    def _assign_waves(self, jobs: list[_Job]) -> None:
+        """Wave level and warm-start parent of every face (see the module docstring)."""
+        by_track: dict[tuple, list[int]] = {}
+        for n, job in enumerate(jobs):
+            if job.attackable:
+                by_track.setdefault(job.key, []).append(n)
+        for members in by_track.values():
+            if not self.cfg.warm_start:
+                continue
+            if self.cfg.warm_order == "sequential":
+                for pos, n in enumerate(members[1:], start=1):
+                    jobs[n].level = pos
+                    jobs[n].parent = members[pos - 1]
+                continue
+            depth = math.ceil(math.log2(len(members))) if len(members) > 1 else 0
+            for pos, n in enumerate(members):
+                if pos == 0:
+                    continue
+                tz = (pos & -pos).bit_length() - 1
+                jobs[n].level = depth - tz
+                jobs[n].parent = members[pos - (1 << tz)]
+
+    # -- attack ---------------------------------------------------------------------
+
+    def _levels(self, frame: np.ndarray) -> Optional[int]:
+        if frame.dtype == np.uint8:
+            return 255
+        if frame.dtype == np.uint16:
+            return 1023  # 10-bit video: the codes the encoder will keep
+        return None
+
+    def _run(self, frames: list[np.ndarray], jobs: list[_Job], levels: Optional[int]) -> None:
+        dev = self.device
+        for job in jobs:
+            if not job.attackable:
+                continue
+            frame = frames[job.frame]
+            sl = job.context.slices
+            job.x = torch.from_numpy(np.ascontiguousarray(to_float(frame[sl]))).permute(2, 0, 1).to(dev)
+            m = ellipse_mask_in_region(job.box, job.context, feather=float(self.config.naive.feather))
+            job.mask = torch.from_numpy(m)[None].to(dev)
+        todo = [j for j in jobs if j.attackable]
+        self._embed_references(todo)
+        if self.name == "illc" or self.cfg.objective == "impersonate":
+            self._choose_donors(todo)
+        for level in sorted({j.level for j in todo}):
+            wave = [j for j in todo if j.level == level]
+            for job in wave:
+                job.init = self._warm_init(job, jobs)
+                job.warm = job.init is not None
+            self.stats["waves"] += 1
+            self._attack(wave, levels)
+
+    def _embed_references(self, jobs: list[_Job]) -> None:
+        """Original embeddings of every face, for every recogniser (no gradient)."""
+        for batch in self._buckets(jobs):
+            x, lm, _ = self._stack(batch)
+            with torch.no_grad():
+                for rec in self.recognizers:
+                    emb = rec(x, lm)
+                    for job, e in zip(batch, emb):
+                        job.references.append(e)
+
+    def _choose_donors(self, jobs: list[_Job]) -> None:
+        """Impersonation targets: another track's face (ILLC: the least similar one)."""
+        rec = self.recognizers[0]
+        refs = torch.stack([j.references[0] for j in jobs])
+        keys = [j.key for j in jobs]
+        for n, job in enumerate(jobs):
+            others = [m for m, k in enumerate(keys) if k != job.key]
+            if not others:
+                continue  # no other identity in the chunk: dodge instead
+            d = rec.distance(refs[n : n + 1].expand(len(others), -1), refs[others])
+            if self.name == "illc":
+                pick = others[int(d.argmax())]
+            else:
+                far = [o for o, dist in zip(others, d.tolist()) if dist > rec.cfg.threshold]
+                pick = min(far or others, key=lambda o: float(rec.distance(refs[n : n + 1], refs[o : o + 1])))
+            job.donor = [jobs[pick].references[r] for r in range(len(self.recognizers))]
+
+    def _warm_init(self, job: _Job, jobs: list[_Job]) -> Optional[torch.Tensor]:
+        """Starting point moved from the parent appearance (this chunk) or the track's state."""
+        if not self.cfg.warm_start:
+            return None
+        if job.parent is not None:
+            src = jobs[job.parent]
+            if src.adv is None:
+                return None
+            delta, ctx, lm = src.base, src.context, src.landmarks
+        else:
+            state = self._tracks.get(job.key)
+            if state is None:
+                return None
+            delta, ctx, lm = state.delta.to(job.x.device), state.context, state.landmarks
+        job.moved = _transfer(delta, ctx, lm, job.context, job.landmarks, job.x.shape[1:])
+        return (job.x + WARM_OVERSHOOT * job.moved).clamp(0, 1)
+
+    def _objective(self, batch: list[_Job], lm: torch.Tensor) -> Objective:
+        members: list[Objective] = []
+        margin = float(self.cfg.margin)
+        # Landmark jitter scales with the face: a fraction of its box side.
+        sizes = torch.tensor([float(np.sqrt(np.prod(j.raw_box[2:] - j.raw_box[:2]))) for j in batch])
+        jitter = (sizes * float(self.cfg.jitter)).to(self.device)
+        robust = {}
+        if self.cfg.compression:
+            cm = self.cfg.compression_margin
+            robust = {"transform": CompressionProxy(), "transform_margin": None if cm is None else float(cm)}
+        for r, rec in enumerate(self.recognizers):
+            ref = torch.stack([j.references[r] for j in batch])
+            common = {"margin": margin, "jitter": jitter, "seed": self.cfg.seed, **robust}
+            if batch[0].donor is not None:  # buckets never mix donors and dodgers
+                donors = torch.stack([j.donor[r] for j in batch])
+                members.append(ImpersonateObjective(rec, lm, donors, **common))
+            else:
+                members.append(DodgeObjective(rec, lm, reference=ref, **common))
+        return members[0] if len(members) == 1 else EnsembleObjective(members)
+
+    def _make_attack(self, objective: Objective, steps: int, levels: Optional[int]) -> Attack:
+        c = self.cfg
+        common = {"steps": steps, "early_stop": True, "levels": levels}
+        if self.name == "pfgvm":
+            return create_attack("pfgvm", objective, alpha=c.alpha, lam=c.lam, calibrate=True, **common)
+        if self.name == "ifgvm":
+            return create_attack("ifgvm", objective, alpha=c.alpha, eps=c.eps, calibrate=True, **common)
+        if self.name == "ifgsm":
+            return create_attack("ifgsm", objective, eps=c.eps, alpha=1.0 / 255.0, **common)
+        if self.name in ("bim", "illc"):
+            eps255 = float(c.eps) * 255.0
+            common["steps"] = min(steps, kurakin_steps(eps255))
+            return create_attack(self.name, objective, eps=eps255, alpha=1.0, **common)
+        raise VdeidError(f"unknown attack {self.name!r}; valid: {', '.join(ATTACK_METHODS)}")
+
+    def _attack(self, wave: list[_Job], levels: Optional[int]) -> None:
+        """Attack a set of faces in size buckets; each stops at its target or its budget."""
+        steps = int(self.cfg.max_iter)
+        for batch in self._buckets(wave):
+            x, lm, _ = self._stack(batch)
+            mask = torch.zeros_like(x[:, :1])
+            init = x.clone()
+            for b, job in enumerate(batch):
+                h, w = job.x.shape[1:]
+                mask[b, :, :h, :w] = job.mask
+                if job.init is not None:
+                    init[b, :, :h, :w] = job.init
+            budget = torch.tensor([steps - j.iterations for j in batch], device=self.device).clamp(min=0)
+            attack = self._make_attack(self._objective(batch, lm), steps, levels)
+            result = attack(x, init=init, mask=mask, budget=budget)
+            self.stats["batches"] += 1
+            self.stats["forward_faces"] += int(result.iterations.sum()) + len(batch)
+            for b, job in enumerate(batch):
+                h, w = job.x.shape[1:]
+                job.adv = result.adv[b, :, :h, :w]
+                job.shipped = result.images[b, :, :h, :w]
+                job.iterations += int(result.iterations[b])
+                job.reached = bool(result.done[b])
+                untouched = job.iterations == 0 and job.moved is not None
+                job.base = job.moved if untouched else job.adv - job.x
+
+    def _buckets(self, jobs: list[_Job]) -> list[list[_Job]]:
+        """Batches of similar crop size, at most ``batch_size`` faces each."""
+        # Faces with and without an impersonation donor need different
+        # objectives, so they never share a batch.
+        order = sorted(jobs, key=lambda j: (j.donor is not None, max(j.context.shape)))
+        size = max(1, int(self.cfg.batch_size))
+        out: list[list[_Job]] = []
+        for job in order:
+            last = out[-1] if out else None
+            if (
+                last is not None
+                and len(last) < size
+                and (last[0].donor is None) == (job.donor is None)
+                and max(job.context.shape) <= _BUCKET_RATIO * max(last[0].context.shape)
+            ):
+                last.append(job)
+            else:
+                out.append([job])
+        return out
+
+    def _stack(
+        self, batch: list[_Job], crops: Optional[list[torch.Tensor]] = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Zero-padded crops ``(B, 3, H, W)``, crop-pixel landmarks ``(B, 5, 2)``, validity ``(B, 3, H, W)``.
+
+        ``crops`` replaces the jobs' original crops (e.g. the written pixels).
+        """
+        h = max(j.context.shape[0] for j in batch)
+        w = max(j.context.shape[1] for j in batch)
+        x = torch.zeros(len(batch), 3, h, w, device=self.device)
+        valid = torch.zeros_like(x)
+        lms = []
+        for b, job in enumerate(batch):
+            ch, cw = job.context.shape
+            x[b, :, :ch, :cw] = job.x if crops is None else crops[b]
+            valid[b, :, :ch, :cw] = 1
+            lms.append(job.landmarks - np.array([job.context.x0, job.context.y0]))
+        lm = torch.as_tensor(np.stack(lms), dtype=torch.float32, device=self.device)
+        return x, lm, valid
+
+    # -- compose, verify, fall back ------------------------------------------------
+
+    def _compose(self, out: list[np.ndarray], jobs: list[_Job]) -> None:
+        for job in jobs:
+            if job.shipped is None:
+                continue
+            frame = out[job.frame]
+            sl = job.context.slices
+            crop = frame[sl]
+            current = to_float(crop)
+            delta = (job.shipped - job.x).permute(1, 2, 0).cpu().numpy()
+            written = from_float(np.clip(current + delta, 0.0, 1.0), frame.dtype)
+            inside = (job.mask[0] > 0).cpu().numpy()[..., None]
+            np.copyto(crop, written, where=np.broadcast_to(inside, crop.shape))
+
+    def _verify(self, out: list[np.ndarray], jobs: list[_Job]) -> None:
+        """Re-judge every attacked face on the frames as written (fail closed).
+
+        A face counts as protected only if, on the written pixels, every
+        recogniser puts it beyond its threshold plus the margin from its own
+        original (impersonation: within threshold minus margin of the donor
+        and beyond the threshold from itself).
+        """
+        attacked = [j for j in jobs if j.shipped is not None]
+        # The loop stops a face as soon as it clears the target, so it sits
+        # just past it; a batch of another size can move the distance by
+        # float rounding. Tolerate that much (far below the margin).
+        margin = float(self.cfg.margin) - _VERIFY_TOLERANCE
+        for batch in self._buckets(attacked):
+            x, lm, _ = self._stack(batch, [self._crop(out, j) for j in batch])
+            ok = torch.ones(len(batch), dtype=torch.bool, device=self.device)
+            worst = torch.full((len(batch),), float("inf"), device=self.device)
+            with torch.no_grad():
+                for r, rec in enumerate(self.recognizers):
+                    emb = rec(x, lm)
+                    thr = rec.cfg.threshold
+                    d = rec.distance(emb, torch.stack([j.references[r] for j in batch]))
+                    worst = torch.minimum(worst, d / thr)
+                    if batch[0].donor is not None:  # buckets never mix donors and dodgers
+                        donors = torch.stack([j.donor[r] for j in batch])
+                        ok &= (rec.distance(emb, donors) < thr - margin) & (d > thr)
+                    else:
+                        ok &= d > thr + margin
+            thr0 = self.recognizers[0].cfg.threshold
+            for b, job in enumerate(batch):
+                job.reached = bool(ok[b])
+                job.distance = float(worst[b]) * thr0
+
+    def _crop(self, frames: list[np.ndarray], job: _Job) -> torch.Tensor:
+        """``(3, h, w)`` float crop of a job's context region from ``frames``."""
+        crop = to_float(frames[job.frame][job.context.slices])
+        return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).to(self.device)
+
+    def _apply_fallback(self, out: list[np.ndarray], faces: list[Faces], failed: list[_Job]) -> list[np.ndarray]:
+        by_frame: dict[int, list[int]] = {}
+        for job in failed:
+            by_frame.setdefault(job.frame, []).append(job.index)
+        fallback = self.fallback
+        for t, idx in by_frame.items():
+            sub = faces[t][np.asarray(idx)]
+            protected, _ = fallback.protect([out[t]], [sub])
+            out[t] = protected[0]
+        n = len(failed)
+        logger.info("%s: %d face(s) missed the target; protected with %s", self.name, n, fallback.name)
+        return out
+
+    def _outcome(self, job: _Job) -> FaceOutcome:
+        method = self.name if job.reached else self.fallback.name
+        return FaceOutcome(
+            frame=job.frame,
+            track_id=job.track_id,
+            method=method,
+            protected=True,
+            iterations=job.iterations,
+            reached=job.reached,
+            distance=job.distance,
+        )
+
+    def _remember(self, jobs: list[_Job]) -> None:
+        """Keep each track's last attacked face for the next chunk's warm start."""
+        for job in jobs:
+            if job.adv is None:
+                continue
+            self._tracks[job.key] = _TrackState(
+                delta=job.base.detach(),
+                context=job.context,
+                landmarks=job.landmarks,
+                box=job.raw_box,
+            )
+        # Tracks absent from this chunk are gone after a while; keep memory bounded.
+        if len(self._tracks) > 4096:
+            for key in list(self._tracks)[: len(self._tracks) - 4096]:
+                del self._tracks[key]
+
+
+# -- geometry helpers -------------------------------------------------------------
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU ``(len(a), len(b))`` of ``x0, y0, x1, y1`` boxes."""
+    a = np.asarray(a, np.float32).reshape(-1, 4)
+    b = np.asarray(b, np.float32).reshape(-1, 4)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def _move_points(points: np.ndarray, src_box: np.ndarray, dst_box: np.ndarray) -> np.ndarray:
+    """Carry points from one box to another (shift and scale about the centres)."""
+    src_box = np.asarray(src_box, np.float64)
+    dst_box = np.asarray(dst_box, np.float64)
+    sc = (src_box[:2] + src_box[2:]) / 2
+    dc = (dst_box[:2] + dst_box[2:]) / 2
+    ss = max(float(np.sqrt(np.prod(src_box[2:] - src_box[:2]))), 1e-6)
+    ds = float(np.sqrt(max(np.prod(dst_box[2:] - dst_box[:2]), 0.0)))
+    return (np.asarray(points, np.float64) - sc) * (ds / ss) + dc
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity ``(2, 3)`` mapping ``src`` points onto ``dst``."""
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    den = float((a * a).sum())
+    if den <= 0:
+        return np.array([[1.0, 0.0, md[0] - ms[0]], [0.0, 1.0, md[1] - ms[1]]])
+    re = float((a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1]).sum()) / den
+    im = float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()) / den
+    lin = np.array([[re, -im], [im, re]])
+    return np.concatenate([lin, (md - lin @ ms)[:, None]], axis=1)
+
+
+def _transfer(
+    delta: torch.Tensor,
+    src_ctx: Region,
+    src_landmarks: np.ndarray,
+    dst_ctx: Region,
+    dst_landmarks: np.ndarray,
+    dst_shape: tuple,
+) -> torch.Tensor:
+    """Resample a perturbation from one face's crop onto another's, aligned by landmarks.
+
+    Parameters
+    ----------
+    delta : Tensor of shape (3, h, w)
+        Perturbation in the source context crop.
+    src_ctx, dst_ctx : Region
+        The two context crops in their frames.
+    src_landmarks, dst_landmarks : ndarray of shape (5, 2)
+        Frame-pixel landmarks of the two faces.
+    dst_shape : tuple of int
+        ``(h, w)`` of the destination crop.
+
+    Returns
+    -------
+    Tensor of shape (3, h', w')
+        The perturbation in destination crop pixels (0 where the source had none).
+    """
+    src = np.asarray(src_landmarks) - [src_ctx.x0, src_ctx.y0]
+    dst = np.asarray(dst_landmarks) - [dst_ctx.x0, dst_ctx.y0]
+    sim = _similarity(dst, src)  # dst px -> src px
+    h, w = int(dst_shape[0]), int(dst_shape[1])
+    sh, sw = delta.shape[1:]
+    scale = float(np.hypot(sim[0, 0], sim[1, 0]))
+    angle = float(np.arctan2(sim[1, 0], sim[0, 0]))
+    if abs(scale - 1.0) < 0.03 and abs(angle) < 0.02:
+        # Nearly a pure translation: shift by whole pixels instead of
+        # resampling, which would smear the perturbation's finest detail.
+        ox, oy = int(round(sim[0, 2])), int(round(sim[1, 2]))
+        out = delta.new_zeros(3, h, w)
+        y0, y1 = max(0, -oy), min(h, sh - oy)
+        x0, x1 = max(0, -ox), min(w, sw - ox)
+        if y1 > y0 and x1 > x0:
+            out[:, y0:y1, x0:x1] = delta[:, y0 + oy : y1 + oy, x0 + ox : x1 + ox]
+        return out
+    m = torch.as_tensor(sim, dtype=delta.dtype, device=delta.device)
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=delta.dtype, device=delta.device),
+        torch.arange(w, dtype=delta.dtype, device=delta.device),
+        indexing="ij",
+    )
+    pts = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ m.T
+    grid = torch.stack([2 * pts[..., 0] / max(sw - 1, 1) - 1, 2 * pts[..., 1] / max(sh - 1, 1) - 1], -1)
+    return F.grid_sample(delta[None], grid[None], mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+
+
+# -- registry ---------------------------------------------------------------------------
+
+
+def _factory(attack: str):
+    def make(config: Config) -> AdversarialMethod:
+        return AdversarialMethod(config, attack=attack)
+
+    make.__name__ = f"make_{attack}"
+    make.__qualname__ = f"make_{attack}"
+    make.__doc__ = ATTACK_METHODS[attack]
+    return make
+
+
+for _name in ATTACK_METHODS:
+    register_method(_name, description=ATTACK_METHODS[_name])(_factory(_name))
+
+
+def protect_still(
+    image: np.ndarray, faces: Faces, config: Optional[Config] = None
+) -> tuple[np.ndarray, list[FaceOutcome]]:
+    """Protect the faces of one photo with the configured attack (``config.method``).
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3)
+        RGB, uint8 or uint16. Not modified.
+    faces : Faces
+        Its faces, with landmarks.
+    config : Config, optional
+        ``config.method`` must be one of :data:`ATTACK_METHODS`.
+
+    Returns
+    -------
+    protected : ndarray of shape (H, W, 3)
+    outcomes : list of FaceOutcome
+    """
+    config = config or Config()
+    if config.method not in ATTACK_METHODS:
+        raise VdeidError(f"{config.method!r} is not an adversarial method; choose one of {', '.join(ATTACK_METHODS)}")
+    return AdversarialMethod(config, attack=config.method).protect_still(image, faces)

@@ -1,0 +1,220 @@
+"""Face tracks as JSON, for ``--tracks-out`` (inspect, edit) and ``--tracks-in`` (reuse).
+
+File layout (``"format": "vdeid-tracks", "version": 1``)::
+
+    {
+      "format": "vdeid-tracks", "version": 1,
+      "n_frames": 120, "frame_size": [1920, 1080],
+      "tracks": [
+        {"id": 0,
+         "frames":    [3, 4, 5],
+         "boxes":     [[x0, y0, x1, y1], ...],           # frame pixels
+         "landmarks": [[[x, y] x 5] or null, ...],        # null: unknown
+         "scores":    [0.99, 0.0, 0.98],
+         "detected":  [true, false, true]}                 # false: bridged/back-filled
+      ]
+    }
+
+Floats are written with Python's shortest round-trip repr of the float32
+values, so reading a file back gives bit-identical arrays. Within a frame,
+faces are ordered by track id (as :func:`~vdeid.track.track_faces` emits
+them); unknown (NaN) landmarks are written as ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..errors import InputError, OutputError
+from ..faces import Faces
+
+__all__ = ["TrackRecorder", "Tracks", "read_tracks", "write_tracks"]
+
+FORMAT = "vdeid-tracks"
+VERSION = 1
+
+
+@dataclass
+class _TrackData:
+    frames: list[int] = field(default_factory=list)
+    boxes: list[list[float]] = field(default_factory=list)
+    landmarks: list[list[list[float]] | None] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    detected: list[bool] = field(default_factory=list)
+
+
+def _f(v) -> float | None:
+    # float32 -> Python float is exact; repr then round-trips through JSON. NaN -> null.
+    v = float(np.float32(v))
+    return None if np.isnan(v) else v
+
+
+class TrackRecorder:
+    """Collect the faces of a stream frame by frame, then save them.
+
+    Parameters
+    ----------
+    frame_size : (int, int), optional
+        ``(W, H)``, stored for reference.
+
+    Examples
+    --------
+    >>> rec = TrackRecorder(frame_size=(1920, 1080))
+    >>> for frame, faces in track_faces(stream, config.track):   # doctest: +SKIP
+    ...     rec.add(faces)
+    >>> rec.save("tracks.json")                                   # doctest: +SKIP
+    """
+
+    def __init__(self, *, frame_size: tuple[int, int] | None = None):
+        self.frame_size = frame_size
+        self.n_frames = 0
+        self._tracks: dict[int, _TrackData] = {}
+
+    def add(self, faces: Faces, frame_index: int | None = None) -> None:
+        """Record the faces of the next frame (or of ``frame_index``).
+
+        Raises
+        ------
+        ValueError
+            If a face has no track id (``-1``) or an id repeats in the frame.
+        """
+        index = self.n_frames if frame_index is None else int(frame_index)
+        ids = [int(i) for i in faces.track_ids]
+        if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+            raise ValueError(f"frame {index}: faces need distinct track ids >= 0 to be saved as tracks, got {ids}")
+        for j in np.argsort(faces.track_ids, kind="stable"):
+            t = self._tracks.setdefault(ids[j], _TrackData())
+            t.frames.append(index)
+            t.boxes.append([_f(v) for v in faces.boxes[j]])
+            lm = faces.landmarks[j]
+            t.landmarks.append(None if np.isnan(lm).all() else [[_f(x), _f(y)] for x, y in lm])
+            t.scores.append(_f(faces.scores[j]))
+            t.detected.append(bool(faces.detected[j]))
+        self.n_frames = max(self.n_frames, index + 1)
+
+    def to_json(self) -> dict:
+        """The file's content as plain JSON types."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "n_frames": self.n_frames,
+            "frame_size": list(self.frame_size) if self.frame_size else None,
+            "tracks": [
+                {"id": tid, **{k: getattr(t, k) for k in ("frames", "boxes", "landmarks", "scores", "detected")}}
+                for tid, t in sorted(self._tracks.items())
+            ],
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the tracks to ``path`` (atomically: a temporary file is renamed).
+
+        Raises
+        ------
+        OutputError
+            If the file cannot be written.
+        """
+        path = Path(path)
+        tmp = path.with_name(path.name + ".part")
+        try:
+            with open(tmp, "w") as fh:
+                json.dump(self.to_json(), fh, separators=(",", ":"), allow_nan=False)
+            os.replace(tmp, path)
+        except OSError as ex:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(
+                f"cannot write the tracks file ({ex.strerror or ex}); check the folder exists and is writable", path
+            ) from ex
+        return path
+
+
+def write_tracks(path: str | Path, frames: Iterable[Faces], *, frame_size: tuple[int, int] | None = None) -> Path:
+    """Save one :class:`Faces` per frame (frame 0 first) as a tracks JSON file."""
+    rec = TrackRecorder(frame_size=frame_size)
+    for faces in frames:
+        rec.add(faces)
+    return rec.save(path)
+
+
+class Tracks:
+    """Tracks read from a file: the faces of any frame, by index.
+
+    Attributes
+    ----------
+    n_frames : int
+        Frames the tracks were recorded on.
+    frame_size : (int, int) or None
+        ``(W, H)`` when recorded.
+    """
+
+    def __init__(self, frames: list[Faces], frame_size: tuple[int, int] | None):
+        self._frames = frames
+        self.n_frames = len(frames)
+        self.frame_size = frame_size
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def faces(self, index: int) -> Faces:
+        """Faces of frame ``index``; empty past the recorded frames (a longer video)."""
+        if 0 <= index < self.n_frames:
+            return self._frames[index]
+        return Faces()
+
+    def __iter__(self) -> Iterator[Faces]:
+        return iter(self._frames)
+
+
+def read_tracks(path: str | Path) -> Tracks:
+    """Read a file written by :class:`TrackRecorder` / :func:`write_tracks`.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, not JSON, or not a vdeid tracks file.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as ex:
+        raise InputError(f"cannot read the tracks file ({ex.strerror or ex})", path) from ex
+    except ValueError as ex:
+        raise InputError(f"the tracks file is not valid JSON ({ex})", path) from ex
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError("not a vdeid tracks file (no \"format\": \"vdeid-tracks\"); write one with --tracks-out", path)
+    if data.get("version") != VERSION:
+        raise InputError(f"tracks file version {data.get('version')} is not supported (expected {VERSION})", path)
+    try:
+        n = int(data["n_frames"])
+        per_frame: list[list[tuple]] = [[] for _ in range(n)]
+        for t in data["tracks"]:
+            tid = int(t["id"])
+            for k, fi in enumerate(t["frames"]):
+                lm = t["landmarks"][k]
+                per_frame[int(fi)].append(
+                    (tid, t["boxes"][k], [[None, None]] * 5 if lm is None else lm, t["scores"][k], t["detected"][k])
+                )
+    except (KeyError, TypeError, ValueError, IndexError) as ex:
+        raise InputError(f"malformed tracks file ({type(ex).__name__}: {ex})", path) from ex
+    frames = []
+    for rows in per_frame:
+        rows.sort(key=lambda r: r[0])
+        if not rows:
+            frames.append(Faces())
+            continue
+        frames.append(
+            Faces(
+                np.array([r[1] for r in rows], np.float32).reshape(-1, 4),
+                np.array([r[2] for r in rows], dtype=np.float64).astype(np.float32).reshape(-1, 5, 2),
+                np.array([r[3] for r in rows], np.float32),
+                np.array([r[0] for r in rows], np.int64),
+                np.array([r[4] for r in rows], bool),
+            )
+        )
+    size = data.get("frame_size")
+    return Tracks(frames, tuple(int(v) for v in size) if size else None)
