@@ -38,19 +38,36 @@ def cli(verbose: bool) -> None:
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output video file.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write a JSON report here.")
+@click.option("--tracks-out", type=click.Path(path_type=Path), help="Also write the face tracks (frames, boxes, landmarks, detected or bridged) as JSON.")
+@click.option("--tracks-in", type=click.Path(path_type=Path), help="Protect the tracks of this file (from --tracks-out, maybe corrected) instead of detecting.")
+@click.option("--preview", type=click.Path(path_type=Path), help="Also write a review video with the boxes, track ids and bridged boxes drawn.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @config_options
-def process(input: Path, output: Path, report_path: Path | None, quiet: bool, **params) -> None:
+def process(
+    input: Path,
+    output: Path,
+    report_path: Path | None,
+    tracks_out: Path | None,
+    tracks_in: Path | None,
+    preview: Path | None,
+    quiet: bool,
+    **params,
+) -> None:
     """Protect every face in the video INPUT and write it to --output.
 
     Audio is copied bit for bit; location and device metadata are dropped
-    unless --keep-metadata is given.
+    unless --keep-metadata is given. To review and correct the faces: run
+    with --tracks-out and --preview, edit the tracks file, then run again
+    with --tracks-in.
     """
     from vdeid import process_video
 
     config = build_config(params)
     with logging_redirect_tqdm(), progress_bar(input.name, quiet=quiet) as progress:
-        report = process_video(input, output, config, progress=progress, report_path=report_path)
+        report = process_video(
+            input, output, config, progress=progress, report_path=report_path,
+            tracks_out=tracks_out, tracks_in=tracks_in, preview=preview,
+        )
     if not quiet:
         click.echo(
             f"{output}: {report.frames} frames, {report.faces} face-frames protected"
@@ -77,12 +94,15 @@ def protect(photos: tuple[Path, ...], output_dir: Path, image_format: str, quiet
     config = build_config(params, encode={"image_format": image_format})
     with logging_redirect_tqdm(), progress_bar("photos", quiet=quiet) as progress:
         results = protect_photos(photos, output_dir, config, progress=progress)
+    # Each failure was already logged, one line per photo, as it happened.
     failed = [r for r in results if r.error]
-    for r in failed:
-        click.echo(f"vdeid: error: {r.error}", err=True)
     if not quiet:
         faces = sum(r.faces for r in results)
-        click.echo(f"{len(results) - len(failed)} of {len(results)} photos written to {output_dir}, {faces} faces protected", err=True)
+        click.echo(
+            f"{len(results) - len(failed)} of {len(results)} photos written to {output_dir}, {faces} faces protected"
+            + (f"; {len(failed)} failed" if failed else ""),
+            err=True,
+        )
     if failed:
         sys.exit(1)
 

@@ -252,6 +252,21 @@ def test_round_trip_keeps_frames_timestamps_and_audio(tmp_path, ext):
     assert len(packets_by_stream(out)[0]) > 10
 
 
+def test_variable_rate_keeps_length_and_average_rate(videos_dir, tmp_path):
+    """A phone-style VFR clip: same stream length and average rate, not only the same timestamps."""
+    src = videos_dir / "talking_head_man_a.mp4"
+    if not src.exists():
+        pytest.skip(f"{src} not found")
+    out = tmp_path / "out.mp4"
+    sink = identity_pass(src, out)
+    assert any("variable frame rate" in n for n in sink.notes)
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        va, vb = a.streams.video[0], b.streams.video[0]
+        assert va.average_rate != va.base_rate  # the clip is VFR
+        assert vb.average_rate == va.average_rate
+        assert vb.duration * vb.time_base == va.duration * va.time_base
+
+
 def test_round_trip_is_visually_lossless(tmp_path):
     clip = write_clip(tmp_path / "in.mp4", frames=8, size=(96, 64), color=BT709)
     out = tmp_path / "out.mp4"

@@ -179,12 +179,22 @@ def choose_pix_fmt(encoder: str, src_pix_fmt: str, width: int, height: int) -> t
     return chosen, notes
 
 
-def _encoder_options(encoder: str, config: EncodeConfig) -> tuple[dict[str, str], list[str]]:
+def _encoder_options(
+    encoder: str, config: EncodeConfig, *, variable_rate: bool = False
+) -> tuple[dict[str, str], list[str]]:
     crf, preset = str(int(config.crf)), config.preset
+    # With B-frames the MP4 sample table spans decode timestamps, which the
+    # encoder makes up at a constant step: a variable-rate stream would come
+    # out with a different length and average rate although every
+    # presentation timestamp is kept.
+    no_b = ["variable frame rate input: B-frames off so the stream keeps its length and average rate"]
     if encoder in ("libx264", "libx264rgb"):
+        if variable_rate:
+            return {"crf": crf, "preset": preset, "bf": "0"}, no_b
         return {"crf": crf, "preset": preset}, []
     if encoder == "libx265":
-        return {"crf": crf, "preset": preset, "x265-params": "log-level=error"}, []
+        params = "log-level=error" + (":bframes=0" if variable_rate else "")
+        return {"crf": crf, "preset": preset, "x265-params": params}, no_b if variable_rate else []
     if encoder == "libvpx-vp9":
         return {"crf": crf, "b": "0"}, []
     if encoder == "libsvtav1":
@@ -279,6 +289,8 @@ class VideoSink:
         self._last_pts: Optional[int] = None
         self._avi_origin: Optional[int] = None
         self._bumped = 0
+        # Output pts -> frame duration, handed to the packet the encoder makes of it.
+        self._durations: dict[int, int] = {}
         self._aux: dict[int, _Aux] = {}
         self._pending = None
         self._aux_errors = 0
@@ -346,7 +358,7 @@ class VideoSink:
         else:
             pix_fmt, more = choose_pix_fmt(name, info.pix_fmt, info.width, info.height)
             notes += more
-        options, more = _encoder_options(name, config)
+        options, more = _encoder_options(name, config, variable_rate=info.variable_rate)
         notes += more
         for note in notes:
             self._note(note)
@@ -513,6 +525,10 @@ class VideoSink:
     # -- video -----------------------------------------------------------
     def _mux_video(self, packets) -> None:
         for packet in packets:
+            if packet.pts is not None and not packet.duration:
+                duration = self._durations.pop(packet.pts, None)
+                if duration:
+                    packet.duration = duration
             ts = packet.dts if packet.dts is not None else packet.pts
             if ts is not None:
                 self._pump(float(ts * packet.time_base))
@@ -580,6 +596,13 @@ class VideoSink:
         out.color_trc = info.color_trc
         out.pts = self._next_pts(frame)
         out.time_base = self._enc_tb
+        duration = getattr(frame, "duration", None)
+        if duration and not self._is_avi:
+            # Encoders leave packet durations at 0 and the muxer then guesses
+            # the last ones, so a VFR stream's length (and average rate)
+            # drifts; the packets get their frame's duration back in _mux_video.
+            time_base = getattr(frame, "time_base", None) or self.source.info.time_base
+            self._durations[out.pts] = max(1, round(Fraction(duration) * Fraction(time_base) / self._enc_tb))
         self._mux_video(self._video.encode(out))
         self.frames_written += 1
 

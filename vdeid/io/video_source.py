@@ -112,6 +112,9 @@ class VideoInfo:
         Decoded frame size in pixels (before any display rotation).
     fps : Fraction
         Average frame rate (``average_rate``, else FFmpeg's guess).
+    variable_rate : bool
+        The average rate differs from the stream's base rate: frames have
+        different durations (phone recordings, screen captures).
     time_base : Fraction
         Unit of :attr:`DecodedFrame.pts`, in seconds.
     frame_count : int or None
@@ -173,6 +176,7 @@ class VideoInfo:
     video_tags: dict
     audio: tuple = ()
     other_streams: tuple = ()
+    variable_rate: bool = False
 
     @property
     def dtype(self) -> np.dtype:
@@ -195,6 +199,10 @@ class DecodedFrame:
         Presentation timestamp in :attr:`time_base` units.
     time_base : Fraction
         Seconds per ``pts`` unit.
+    duration : int or None
+        How long the frame is shown, in :attr:`time_base` units, when the
+        container says (variable frame rate: the last frame's duration sets
+        the stream's length and so its average rate).
 
     Use :func:`dataclasses.replace` (``replace(frame, image=new)``) to hand a
     processed image to :meth:`VideoSink.write` with the original timing.
@@ -204,6 +212,7 @@ class DecodedFrame:
     image: np.ndarray
     pts: Optional[int]
     time_base: Fraction
+    duration: Optional[int] = None
 
     @property
     def time(self) -> Optional[float]:
@@ -433,6 +442,7 @@ class VideoSource:
             width=int(ctx.width or first.width),
             height=int(ctx.height or first.height),
             fps=Fraction(fps),
+            variable_rate=bool(stream.average_rate and stream.base_rate and stream.average_rate != stream.base_rate),
             time_base=Fraction(time_base),
             frame_count=int(stream.frames) if stream.frames else None,
             duration=duration,
@@ -554,7 +564,9 @@ class VideoSource:
                     resized_warned = True
                 frame = frame.reformat(width=info.width, height=info.height)
             image = self._reformatter.reformat(frame, format=fmt, interpolation=flags).to_ndarray()
-            yield DecodedFrame(index=index, image=image, pts=int(pts), time_base=info.time_base)
+            yield DecodedFrame(
+                index=index, image=image, pts=int(pts), time_base=info.time_base, duration=frame.duration or None
+            )
             index += 1
         if self.decode_errors:
             log.warning("%s: %d corrupt video packets were skipped", self.path, self.decode_errors)
