@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 import click
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from vdeid.errors import VdeidError
+# OpenMP's threads spin while they wait for work; beside the decoder's and
+# encoder's threads on a few cores that spinning takes their time, and a
+# descheduled thread stalls every parallel op (a 1080p blur run used 2.2x
+# the CPU without this, docs/performance.md). Read once, when torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from vdeid.errors import VdeidError  # noqa: E402
 
 from .options import build_config, config_options
 from .progress import progress_bar
@@ -157,6 +164,10 @@ from .evaluate import evaluate as _evaluate, evaluate_video as _evaluate_video  
 
 cli.add_command(_evaluate)
 cli.add_command(_evaluate_video)
+
+from .bench import bench as _bench  # noqa: E402
+
+cli.add_command(_bench)
 
 
 if __name__ == "__main__":

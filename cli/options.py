@@ -24,7 +24,7 @@ _OPTIONS = [
     (("--bridge-frames",), "track", "bridge_frames", dict(type=click.IntRange(0, 10000), help="Keep protecting a lost face this many frames (default 15).")),
     (("--lookahead",), "track", "lookahead_frames", dict(type=click.IntRange(0, 1000), help="Frames back-filled before a face is first detected (default 8).")),
     (("--detect-every",), "track", "detect_every", dict(type=click.IntRange(1, 100), help="Run the detector on every k-th frame, track in between (default 1).")),
-    (("--small-faces",), "track", "small_faces", dict(is_flag=True, default=None, help="Tiled detection for tiny faces in large (aerial) frames.")),
+    (("--small-faces",), "track", "small_faces", dict(is_flag=True, default=None, help="Tiled, upscaled detection for faces down to ~14 px (always on for frames 1440 px high or more).")),
     (("--sigma",), "naive", "blur_sigma", dict(type=click.FloatRange(0.1, 500), help="blur: Gaussian sigma in pixels (default: scales with the face).")),
     (("--block",), "naive", "pixel_block", dict(type=click.IntRange(1, 512), help="pixelate: block size in pixels (default: face size / 8).")),
     (("--noise-sigma",), "naive", "noise_sigma", dict(type=click.FloatRange(0, 1), help="noise: Gaussian sigma on the [0, 1] scale (default 0.25).")),

@@ -126,6 +126,38 @@ def test_warm_start_cuts_iterations_on_a_slowly_moving_face():
     assert again[0].reached and again[0].iterations <= first / 3
 
 
+def test_warm_started_perturbation_does_not_grow_along_a_track():
+    # The landmarks alternate between two placements, so every other frame
+    # needs iterations from its warm start. Were the warm start's overshoot
+    # handed on, the perturbation would grow by about 10 % at each of them.
+    frame = _frame(seed=1)
+    faces = [_faces([[30 - 1.2 * (t % 2), 24, 70, 64]], track_ids=[1]) for t in range(16)]
+    out, outcomes = _method(alpha=0.5).protect([frame] * 16, faces)
+    assert all(o.reached for o in outcomes)
+    assert sum(o.iterations > 0 for o in outcomes[1:]) >= 6
+    l2 = [np.linalg.norm((o.astype(float) - frame) / 255) for o in out]
+    assert np.mean(l2[12:]) < 1.03 * np.mean(l2[4:8]), np.round(l2, 2)
+
+
+def test_dodging_faces_also_leave_their_mirrored_original():
+    frame = _frame(seed=6)
+    faces = _faces([[30, 20, 70, 60]])
+    method = _method()
+    assert method.cfg.mirror
+    out, (o,) = method.protect([frame], [faces])
+    rec = method.recognizers[0]
+    lm = torch.as_tensor(faces.landmarks, dtype=torch.float32)
+    mirrored_lm = lm[:, [1, 0, 2, 4, 3]].clone()  # eyes and mouth corners swap sides
+    mirrored_lm[..., 0] = frame.shape[1] - 1 - mirrored_lm[..., 0]
+
+    def crop(fr):
+        return torch.from_numpy(to_float(fr).copy()).permute(2, 0, 1)[None]
+
+    with torch.no_grad():
+        d = float(rec.distance(rec(crop(out[0]), lm), rec(crop(frame).flip(-1), mirrored_lm)))
+    assert o.reached and d > THRESHOLD + 0.02 - 1e-3
+
+
 def test_uint16_frames_are_judged_on_10_bit_codes():
     frame = _frame(dtype=np.uint16)
     faces = _faces([[30, 20, 70, 60]])

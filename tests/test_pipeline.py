@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import vdeid
-from vdeid.config import Config, EncodeConfig
+from vdeid.config import Config, EncodeConfig, TrackConfig
 from vdeid.detect import FaceDetector
 from vdeid.errors import InputError, OutputError
+from vdeid.faces import Faces, expand_boxes
+from vdeid.track import read_tracks
 
 from vdeid_testing import SAMPLE, audio_packets, read_frames
 
 FAST = EncodeConfig(preset="ultrafast")
+BLUR = Config(method="blur", device="cpu", encode=FAST)
 
 
 @pytest.fixture(scope="module")
 def blurred(tmp_path_factory):
     out = tmp_path_factory.mktemp("pipe") / "out.mp4"
     report_path = out.with_suffix(".json")
+    # The side outputs ride on the same run: tracks.json and preview.mp4 beside out.mp4.
     report = vdeid.process_video(
-        SAMPLE, out, Config(method="blur", device="cpu", encode=FAST), report_path=report_path
+        SAMPLE, out, BLUR, report_path=report_path, tracks_out=out.with_name("tracks.json"),
+        preview=out.with_name("preview.mp4"),
     )
     return out, report, json.loads(report_path.read_text())
 
@@ -62,6 +69,105 @@ def test_report(blurred):
     assert data["fallback"] == 0
     assert {"decode", "detect", "protect", "encode", "total"} <= set(data["timings_s"])
     assert data["versions"]["torch"] and data["config"]["method"] == "blur"
+
+
+def test_tracks_file_holds_the_protected_faces(blurred):
+    out, report, _ = blurred
+    tracks = read_tracks(out.with_name("tracks.json"))
+    assert len(tracks) == report.frames and tracks.frame_size == (640, 360)
+    assert [len(f) for f in tracks] == report.faces_per_frame
+    assert [int(f.detected.sum()) for f in tracks] == report.detected_per_frame
+    assert sum(report.detected_per_frame) < report.faces  # bridged / back-filled faces are marked
+
+
+def test_tracks_in_reproduces_the_output(blurred, tmp_path, monkeypatch):
+    out, report, _ = blurred
+
+    def no_detection(*args, **kwargs):
+        raise AssertionError("--tracks-in must not detect")
+
+    monkeypatch.setattr("vdeid.pipeline.create_detector", no_detection)
+    again = tmp_path / "again.mp4"
+    replay = vdeid.process_video(SAMPLE, again, BLUR, tracks_in=out.with_name("tracks.json"))
+    assert replay.faces_per_frame == report.faces_per_frame
+    first, second = read_frames(out), read_frames(again)
+    assert len(first) == len(second) and all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_preview_marks_the_regions(blurred):
+    out, report, _ = blurred
+    tracks = read_tracks(out.with_name("tracks.json"))
+    protected, preview = read_frames(out), read_frames(out.with_name("preview.mp4"))
+    assert len(preview) == len(protected)
+    i = int(np.argmax(report.faces_per_frame))
+    diff = np.abs(preview[i].astype(int) - protected[i].astype(int)).max(axis=2)
+    x0, y0, x1, y1 = np.round(expand_boxes(tracks.faces(i).boxes, 0.15)[0]).astype(int)
+    assert diff[(y0 + y1) // 2, x0 - 1 : x0 + 2].max() > 60  # the outline
+    assert np.median(diff[y0 + 10 : y1 - 10, x0 + 10 : x1 - 10]) < 8  # the face itself is not drawn over
+    assert np.median(diff[300:, 500:]) < 8  # nor the rest of the frame
+
+
+def _edited_tracks(blurred, tmp_path, edit) -> Path:
+    out = blurred[0]
+    data = json.loads(out.with_name("tracks.json").read_text())
+    edit(data)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _shorter(data):
+    data["n_frames"] = 40
+    for t in data["tracks"]:
+        keep = [k for k, f in enumerate(t["frames"]) if f < 40]
+        for key in ("frames", "boxes", "landmarks", "scores", "detected"):
+            t[key] = [t[key][k] for k in keep]
+
+
+@pytest.mark.parametrize(
+    "edit,problem",
+    [
+        (lambda d: d.update(frame_size=[1280, 720]), "1280x720"),
+        (_shorter, "cover 40 frames but the video has more"),
+        (lambda d: d.update(n_frames=d["n_frames"] + 5), "cover 80 frames but the video has 75"),
+    ],
+)
+def test_tracks_of_another_video_are_refused(blurred, tmp_path, edit, problem):
+    tracks = _edited_tracks(blurred, tmp_path, edit)
+    out = tmp_path / "o.mp4"
+    with pytest.raises(InputError, match=problem) as err:
+        vdeid.process_video(SAMPLE, out, BLUR, tracks_in=tracks)
+    assert str(tracks) in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edited.json"]  # no output left
+
+
+def test_side_outputs_must_not_clash(blurred, tmp_path):
+    tracks = blurred[0].with_name("tracks.json")
+    out = tmp_path / "o.mp4"
+    for kwargs in (dict(preview=out), dict(tracks_out=tracks.with_name("new.json"), preview=tracks.with_name("new.json")),
+                   dict(tracks_in=tracks, tracks_out=tracks)):
+        with pytest.raises(OutputError):
+            vdeid.process_video(SAMPLE, out, replace(BLUR, overwrite=True), **kwargs)
+    assert not out.exists()
+
+
+def test_small_faces_switches_to_tiled_detection(tmp_path, monkeypatch):
+    sizes = []
+
+    class NoFaces:
+        def __init__(self, config, device):
+            self.config = config
+
+        def detect(self, frames):
+            sizes.extend(f.shape[:2] for f in frames)
+            return [Faces() for _ in frames]
+
+    monkeypatch.setattr("vdeid.detect.tiling.FaceDetector", NoFaces)
+    config = replace(BLUR, track=TrackConfig(small_faces=True))
+    report = vdeid.process_video(SAMPLE, tmp_path / "o.mp4", config)
+    assert any("tiled detection" in n for n in report.notes)
+    # 640x360 frames are one tile, upscaled 1.5x, plus the shrunk whole-frame pass.
+    assert (540, 960) in sizes and max(sizes) == (540, 960) and min(sizes)[0] < 360
 
 
 def test_existing_output_refused_and_input_never_overwritten(tmp_path):

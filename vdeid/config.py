@@ -180,6 +180,10 @@ class AttackConfig:
     compression_margin : float or None
         With ``compression``, a face also has to clear the threshold plus
         this margin after the fixed proxy; None only optimises through it.
+    mirror : bool
+        A dodging face has to leave the embedding of its mirrored original
+        too (a second view of the person, so the face leaves the person
+        and not just the photo).
     """
 
     recognizers: str = "dlib"
@@ -198,6 +202,7 @@ class AttackConfig:
     rounds: int = 2
     compression: bool = True
     compression_margin: Optional[float] = None
+    mirror: bool = True
 
 
 @dataclass

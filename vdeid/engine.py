@@ -105,8 +105,8 @@ _BUCKET_RATIO = 1.5
 #: A warm start begins from the neighbour's perturbation scaled by this
 #: factor. The neighbour stopped just past its target, so an exact copy
 #: lands on either side of the target about half the time; a little extra
-#: lets most faces pass at the start, with no iteration. What is handed on to
-#: the next frame is the unscaled perturbation, so it does not compound.
+#: lets most faces pass at the start, with no iteration. The extra is taken
+#: off what is handed on to the next frame, so it does not compound.
 WARM_OVERSHOOT = 1.1
 
 # Distance slack of the final verification (float noise between batch sizes).
@@ -130,6 +130,7 @@ class _Job:
     adv: Optional[torch.Tensor] = None  # (3, h, w) free variable after the attack
     shipped: Optional[torch.Tensor] = None  # (3, h, w) composed, quantised crop
     references: list = field(default_factory=list)  # per recogniser (D,)
+    mirrored: list = field(default_factory=list)  # per recogniser (D,), of the mirrored face
     donor: Optional[list] = None  # per recogniser (D,), impersonation target
     iterations: int = 0
     reached: bool = False
@@ -440,14 +441,22 @@ class AdversarialMethod:
             self._attack(wave, levels)
 
     def _embed_references(self, jobs: list[_Job]) -> None:
-        """Original embeddings of every face, for every recogniser (no gradient)."""
+        """Original embeddings of every face, for every recogniser (no gradient).
+
+        With ``AttackConfig.mirror`` also those of the mirrored face: a
+        second view of the same person that the face has to leave as well.
+        """
         for batch in self._buckets(jobs):
             x, lm, _ = self._stack(batch)
+            if self.cfg.mirror:
+                flipped, flipped_lm = _mirror(x, lm)
             with torch.no_grad():
                 for rec in self.recognizers:
-                    emb = rec(x, lm)
-                    for job, e in zip(batch, emb):
+                    for job, e in zip(batch, rec(x, lm)):
                         job.references.append(e)
+                    if self.cfg.mirror:
+                        for job, e in zip(batch, rec(flipped, flipped_lm)):
+                            job.mirrored.append(e)
 
     def _choose_donors(self, jobs: list[_Job]) -> None:
         """Impersonation targets: another track's face (ILLC: the least similar one)."""
@@ -500,7 +509,8 @@ class AdversarialMethod:
                 donors = torch.stack([j.donor[r] for j in batch])
                 members.append(ImpersonateObjective(rec, lm, donors, **common))
             else:
-                members.append(DodgeObjective(rec, lm, reference=ref, **common))
+                others = torch.stack([j.mirrored[r] for j in batch])[:, None] if self.cfg.mirror else None
+                members.append(DodgeObjective(rec, lm, reference=ref, others=others, **common))
         return members[0] if len(members) == 1 else EnsembleObjective(members)
 
     def _make_attack(self, objective: Objective, steps: int, levels: Optional[int]) -> Attack:
@@ -541,8 +551,23 @@ class AdversarialMethod:
                 job.shipped = result.images[b, :, :h, :w]
                 job.iterations += int(result.iterations[b])
                 job.reached = bool(result.done[b])
-                untouched = job.iterations == 0 and job.moved is not None
-                job.base = job.moved if untouched else job.adv - job.x
+                job.base = self._handed_on(job)
+
+    @staticmethod
+    def _handed_on(job: _Job) -> torch.Tensor:
+        """The perturbation a face hands on to its track's next appearance ``(3, h, w)``.
+
+        A warm start began from ``WARM_OVERSHOOT`` times the moved
+        perturbation; the overshoot is taken off again (whether or not the
+        face needed iterations), or every frame that iterates would hand on
+        10 % more than it received and the perturbation would grow along
+        the track.
+        """
+        if job.moved is None:
+            return job.adv - job.x
+        if job.iterations == 0:
+            return job.moved
+        return job.adv - job.x - (WARM_OVERSHOOT - 1.0) * job.moved
 
     def _buckets(self, jobs: list[_Job]) -> list[list[_Job]]:
         """Batches of similar crop size, at most ``batch_size`` faces each."""
@@ -604,8 +629,9 @@ class AdversarialMethod:
 
         A face counts as protected only if, on the written pixels, every
         recogniser puts it beyond its threshold plus the margin from its own
-        original (impersonation: within threshold minus margin of the donor
-        and beyond the threshold from itself).
+        original and, with ``mirror``, from the mirrored original
+        (impersonation: within threshold minus margin of the donor and beyond
+        the threshold from its own original).
         """
         attacked = [j for j in jobs if j.shipped is not None]
         # The loop stops a face as soon as it clears the target, so it sits
@@ -621,6 +647,8 @@ class AdversarialMethod:
                     emb = rec(x, lm)
                     thr = rec.cfg.threshold
                     d = rec.distance(emb, torch.stack([j.references[r] for j in batch]))
+                    if self.cfg.mirror and batch[0].donor is None:  # what DodgeObjective optimised
+                        d = torch.minimum(d, rec.distance(emb, torch.stack([j.mirrored[r] for j in batch])))
                     worst = torch.minimum(worst, d / thr)
                     if batch[0].donor is not None:  # buckets never mix donors and dodgers
                         donors = torch.stack([j.donor[r] for j in batch])
@@ -680,6 +708,16 @@ class AdversarialMethod:
 
 
 # -- geometry helpers -------------------------------------------------------------
+
+# MTCNN landmark order after a horizontal flip: the eyes and the mouth corners swap sides.
+_MIRROR_ORDER = [1, 0, 2, 4, 3]
+
+
+def _mirror(crops: torch.Tensor, landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Horizontally flipped crops ``(B, 3, H, W)`` and their MTCNN-order landmarks ``(B, 5, 2)``."""
+    lm = landmarks[:, _MIRROR_ORDER].clone()
+    lm[..., 0] = crops.shape[-1] - 1 - lm[..., 0]
+    return crops.flip(-1), lm
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -198,6 +198,30 @@ def test_dodge_leaves_the_original_embedding_despite_zero_gradient_there():
     assert float(obj.score(result.images, torch.arange(1))) > 0.0
 
 
+def test_dodge_with_others_must_leave_every_reference():
+    rec = TinyRecognizer(threshold=0.02)
+    x, lm = face_batch(2, size=40)
+    moved = x.flip(0)  # each face replaced by the other one
+    with torch.no_grad():
+        ref = rec(x, lm)
+        seen = rec(moved, lm)
+    # Sample 0's other view is its own original; sample 1's is what the moved image shows.
+    others = torch.stack([ref[0], seen[1]])[:, None]
+    obj = DodgeObjective(rec, lm, margin=0.0, reference=ref, others=others)
+    index = torch.arange(2)
+    with torch.no_grad():
+        plain = DodgeObjective(rec, lm, margin=0.0, reference=ref).score(moved, index)
+        d = obj.score(moved, index)
+        loss, done = obj(moved, index)
+    assert bool((plain > 0.02).all())  # both left their own original...
+    assert float(d[1]) == pytest.approx(0.0, abs=1e-5)  # ...but face 1 shows its other view
+    assert float(d[0]) == pytest.approx(float(plain[0]), abs=1e-5)
+    assert done.tolist() == [True, False] and float(loss[1]) > 0
+    result = PFGVM(obj, alpha=2.0, lam=0.0, steps=30, calibrate=True)(x)
+    assert bool(result.done.all())
+    assert bool((obj.score(result.images, index) > 0.02).all())
+
+
 def test_bim_is_untargeted_and_uses_kurakin_iterations():
     assert [kurakin_steps(e) for e in (4, 8, 16, 32)] == [5, 10, 20, 36]
     head = TinyClassifier(classes=5, seed=1)

@@ -11,14 +11,36 @@ def test_process_blur(tmp_path, capsys):
     out = tmp_path / "o.mp4"
     code, _, err = run_cli(
         ["process", SAMPLE, "-o", out, "--method", "blur", "--device", "cpu", "--preset", "ultrafast",
-         "--report", tmp_path / "r.json", "-q"],
+         "--report", tmp_path / "r.json", "--tracks-out", tmp_path / "t.json", "--preview", tmp_path / "p.mp4", "-q"],
         capsys,
     )
     assert code == 0, err
-    assert len(read_frames(out)) == len(read_frames(SAMPLE))
+    frames = read_frames(out)
+    assert len(frames) == len(read_frames(SAMPLE)) == len(read_frames(tmp_path / "p.mp4"))
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["config"]["encode"]["preset"] == "ultrafast"
     assert report["faces"] > 0
+    tracks = json.loads((tmp_path / "t.json").read_text())
+    assert sum(len(t["frames"]) for t in tracks["tracks"]) == report["faces"]
+
+    # Re-render from the (reviewed) tracks: same protected frames, no detection.
+    again = tmp_path / "again.mp4"
+    code, _, err = run_cli(
+        ["process", SAMPLE, "-o", again, "--method", "blur", "--device", "cpu", "--preset", "ultrafast",
+         "--tracks-in", tmp_path / "t.json", "-q"],
+        capsys,
+    )
+    assert code == 0, err
+    assert all((a == b).all() for a, b in zip(frames, read_frames(again)))
+
+
+def test_bad_tracks_file_is_one_line(tmp_path, capsys):
+    tracks = tmp_path / "t.json"
+    tracks.write_text('{"format": "vdeid-tracks", "version": 1, "n_frames": 2, "tracks": [{"id": 0}]}')
+    code, _, err = run_cli(["process", SAMPLE, "-o", tmp_path / "o.mp4", "--method", "blur", "--tracks-in", tracks], capsys)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert code == 1 and len(lines) == 1 and str(tracks) in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "o.mp4").exists()
 
 
 def test_missing_input_is_one_line(tmp_path, capsys):

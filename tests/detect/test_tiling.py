@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from vdeid.faces import Faces
-from vdeid.detect.tiling import TiledDetector, nms_faces, tile_grid, wants_tiling
+from vdeid.detect.tiling import TiledDetector, create_detector, nms_faces, tile_grid, wants_tiling
 
 
 @pytest.mark.parametrize("length,tile,overlap", [(1920, 640, 96), (2160, 640, 96), (500, 640, 96), (1000, 300, 100)])
@@ -87,6 +87,22 @@ def test_wants_tiling():
     assert wants_tiling((3840, 2160))
     assert not wants_tiling((1920, 1080))
     assert wants_tiling((1920, 1080), small_faces=True)
+
+
+@pytest.mark.parametrize(
+    "size,small_faces,tiled", [((1920, 1080), False, False), ((1920, 1080), True, True), ((3840, 2160), False, True)]
+)
+def test_create_detector_tiles_large_frames_and_small_faces(size, small_faces, tiled):
+    from vdeid.config import DetectConfig
+    from vdeid.detect.mtcnn import FaceDetector
+
+    config = DetectConfig(min_face=16)
+    detector = create_detector(config, "cpu", size, small_faces=small_faces)
+    assert isinstance(detector, TiledDetector) == tiled
+    inner = detector.detector if tiled else detector
+    assert isinstance(inner, FaceDetector) and inner.config is config
+    if tiled:
+        assert detector.min_face == 16
 
 
 @pytest.fixture(scope="module")

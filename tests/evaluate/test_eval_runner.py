@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -78,3 +79,23 @@ def test_split_runs_balances_cost():
     assert len(groups) == 3 and sorted(map(str, sum(groups, []))) == sorted(map(str, runs))
     assert all(g == sorted(g, key=runs.index) for g in groups)
     assert split_runs(runs[:1], 4) == [runs[:1]]
+
+
+def test_jobs_split_work_and_match_one_job(tiny, tmp_path):
+    # Workers protect and measure in a fresh cache (gallery descriptors copied
+    # to save time); one job reads or computes in the shared one.
+    methods = ["noise", "pixelate"]
+    serial = Evaluation(_spec(tiny, methods), tiny / "cache").run(jobs=1)
+    shutil.copytree(tiny / "cache" / "embeddings", tmp_path / "cache" / "embeddings")
+    parallel = Evaluation(_spec(tiny, methods), tmp_path / "cache").run(jobs=2)
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    assert strip(parallel["rows"]) == strip(serial["rows"])
+    assert [(r["label"], r["probe"]) for r in parallel["records"]] == [(r["label"], r["probe"]) for r in serial["records"]]
+    # Each run was protected (by a worker) into the shared cache, once.
+    protected = sorted(p.name.partition("-")[0] for p in (tmp_path / "cache" / "protected").iterdir())
+    assert protected == ["noise", "none", "pixelate"]
+    assert not list((tmp_path / "cache").rglob("*.tmp*"))
+    assert {k for k in parallel["timings"] if k.startswith("protect")} == {"protect none -", "protect noise -", "protect pixelate -"}

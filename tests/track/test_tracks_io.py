@@ -82,6 +82,49 @@ def test_bad_files_raise_input_error(tmp_path):
         read_tracks(bad)
 
 
+def test_hand_written_track_needs_only_frames_and_boxes(tmp_path):
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps({
+        "format": "vdeid-tracks", "version": 1, "n_frames": 3, "frame_size": [64, 48],
+        "tracks": [{"id": 7, "frames": [2, 0], "boxes": [[10, 10, 20, 22], [1.5, 2, 9, 9]]}],
+    }))
+    tracks = read_tracks(path)
+    assert [len(f) for f in tracks] == [1, 0, 1]
+    face = tracks.faces(0)
+    np.testing.assert_array_equal(face.boxes, [[1.5, 2, 9, 9]])
+    assert face.track_ids.tolist() == [7] and face.detected.tolist() == [False] and face.scores.tolist() == [0]
+    assert np.isnan(face.landmarks).all() and face.landmarks.shape == (1, 5, 2)
+
+
+@pytest.mark.parametrize(
+    "track,problem",
+    [
+        ({"id": 0, "frames": [0], "boxes": [[5, 5, 1, 9]]}, "x0 < x1"),  # inverted
+        ({"id": 0, "frames": [0], "boxes": [[float("nan"), 0, 4, 4]]}, "x0 < x1"),  # NaN box protects nothing
+        ({"id": 0, "frames": [3], "boxes": [[0, 0, 4, 4]]}, "n_frames"),  # past the end
+        ({"id": 0, "frames": [-1], "boxes": [[0, 0, 4, 4]]}, "n_frames"),  # would wrap to the last frame
+        ({"id": 0, "frames": [0, 0], "boxes": [[0, 0, 4, 4]] * 2}, "distinct"),
+        ({"id": 0, "frames": [0, 1], "boxes": [[0, 0, 4, 4]]}, "1 boxes for 2 frames"),
+        ({"id": 0, "frames": [0], "boxes": [[0, 0, 4, 4]], "detected": ["yes"]}, "true or false"),
+        ({"id": 0, "frames": [0], "boxes": [[0, 0, 4, 4]], "landmarks": [[[1, 2]]]}, "reshape"),
+    ],
+)
+def test_entries_that_would_leak_are_refused(tmp_path, track, problem):
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps({"format": "vdeid-tracks", "version": 1, "n_frames": 3, "tracks": [track]}))
+    with pytest.raises(InputError, match=problem) as err:
+        read_tracks(path)
+    assert str(path) in str(err.value)
+
+
+def test_repeated_track_id_is_refused(tmp_path):
+    path = tmp_path / "edited.json"
+    track = {"id": 1, "frames": [0], "boxes": [[0, 0, 4, 4]]}
+    path.write_text(json.dumps({"format": "vdeid-tracks", "version": 1, "n_frames": 1, "tracks": [track, track]}))
+    with pytest.raises(InputError, match="used twice"):
+        read_tracks(path)
+
+
 def test_unwritable_path_raises_output_error(tmp_path):
     with pytest.raises(OutputError):
         write_tracks(tmp_path / "no" / "such" / "dir.json", [Faces()])

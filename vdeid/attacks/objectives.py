@@ -174,11 +174,11 @@ class _EmbeddingObjective(Objective):
                 # Also clear the threshold (plus transform_margin) after the
                 # fixed compression proxy, so the result survives encoding.
                 emb = self.recognizer(self.transform(x), self.landmarks[index[rows]].to(x))
-                ref = self.reference if dodge else self.donors
-                dp = self.distance(emb, ref[index[rows]].to(emb))
                 if dodge:
+                    dp = self._all_distances(emb, index[rows]).min(dim=0).values
                     good &= dp > self.threshold + self.transform_margin
                 else:
+                    dp = self.distance(emb, self.donors[index[rows]].to(emb))
                     good &= dp < self.threshold - self.transform_margin
         ok = hit.clone()
         ok[rows] = good
@@ -203,6 +203,13 @@ class DodgeObjective(_EmbeddingObjective):
     done where ``d > target``. The hinge stops a satisfied face (or a
     satisfied member of an ensemble) from pulling further.
 
+    With ``others`` (further embeddings of the same person, e.g. of the
+    mirrored face) the face has to leave each of them too: the loss sums the
+    hinges and ``d`` is the smallest of the distances. Leaving one photo's
+    embedding is not leaving the person: the cheapest way away from a single
+    embedding can follow the person's own variation (pose, lighting), which
+    an invader's gallery of other photos still recognises.
+
     Parameters
     ----------
     recognizer : Recognizer
@@ -217,6 +224,8 @@ class DodgeObjective(_EmbeddingObjective):
     reference : Tensor of shape (B, D), optional
         Original embeddings; computed from the clean images by
         :meth:`prepare` when None.
+    others : Tensor of shape (B, K, D), optional
+        Further embeddings each face has to leave as well. (Default: None)
     weights : Tensor of shape (B,), optional
         Per-sample loss scale. (Default: 1)
     jitter : float or Tensor of shape (B,), optional
@@ -251,6 +260,7 @@ class DodgeObjective(_EmbeddingObjective):
         seed: int = 0,
         transform: Optional[nn.Module] = None,
         transform_margin: Optional[float] = None,
+        others: Optional[torch.Tensor] = None,
     ):
         super().__init__(
             recognizer,
@@ -263,7 +273,10 @@ class DodgeObjective(_EmbeddingObjective):
             transform=transform,
             transform_margin=transform_margin,
         )
+        if others is not None:
+            check_shape(others, [landmarks.shape[0], "K", "D"], "others")
         self.reference = reference
+        self.others = others
         self._u: Optional[torch.Tensor] = None
 
     @property
@@ -277,15 +290,24 @@ class DodgeObjective(_EmbeddingObjective):
         self.n = len(images)
 
     def distances(self, images: torch.Tensor, index: torch.Tensor, *, jitter: bool = False) -> torch.Tensor:
-        """Distance ``(b,)`` of the current embeddings to the originals."""
+        """Distance ``(b,)`` of the current embeddings to the nearest of the original and ``others``."""
         emb = self.embed(images, index, jitter=jitter)
-        return self.distance(emb, self.reference[index].to(emb))
+        return self._all_distances(emb, index).min(dim=0).values
+
+    def _all_distances(self, emb: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Distances ``(1 + K, b)`` of embeddings ``(b, D)`` to the original, then to each of ``others``."""
+        out = [self.distance(emb, self.reference[index].to(emb))]
+        if self.others is not None:
+            others = self.others[index.to(self.others.device)].to(emb)
+            out += [self.distance(emb, others[:, k]) for k in range(others.shape[1])]
+        return torch.stack(out)
 
     def __call__(self, images, index):
         emb = self.embed(images, index, jitter=True)
         ref = self.reference[index].to(emb)
-        d = self.distance(emb, ref)
-        loss = (self.target - d).clamp(min=0)
+        ds = self._all_distances(emb, index)
+        d = ds[0]
+        loss = (self.target - ds).clamp(min=0).sum(dim=0)
         # The original is a minimum of any distance, so its gradient is zero
         # there: while a face still sits (almost) on its own embedding, push
         # it along a fixed pseudo-random direction to break the symmetry.
@@ -293,7 +315,7 @@ class DodgeObjective(_EmbeddingObjective):
         if bool(stuck.any()):
             kick = -((emb - ref) * self._directions(index).to(emb)).sum(dim=1)
             loss = loss + stuck * kick
-        return self._weight(loss, index), self._confirm(images, index, d.detach() > self.target)
+        return self._weight(loss, index), self._confirm(images, index, ds.detach().min(dim=0).values > self.target)
 
     def _directions(self, index: torch.Tensor) -> torch.Tensor:
         if getattr(self, "_u", None) is None or len(self._u) != len(self.reference):

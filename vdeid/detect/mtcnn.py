@@ -1,8 +1,9 @@
-"""Face detection with facenet-pytorch's MTCNN, batched over frames.
+"""Face detection with MTCNN (facenet-pytorch's networks), batched over frames.
 
 The MTCNN weights ship inside the facenet-pytorch wheel, so nothing is
-downloaded. Frames of one batch must share a size (true for video); mixed
-sizes (photos) are detected one by one.
+downloaded; the cascade runs in :mod:`vdeid.detect.cascade` (same
+detections as facenet-pytorch, less overhead). Frames of one batch must
+share a size (true for video); mixed sizes (photos) are detected one by one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from ..checks import check_shape
 from ..config import DetectConfig
 from ..faces import Faces
+from .cascade import detect_cascade
 
 logger = logging.getLogger(__name__)
 
@@ -85,15 +87,23 @@ class FaceDetector:
         if min(frames[0].shape[:2]) < 12:
             return [Faces() for _ in frames]
         stacked = np.stack(frames) if len(frames) > 1 else frames[0][None]
-        boxes, probs, points = self._mtcnn.detect(stacked, landmarks=True)
+        m = self._mtcnn
+        with torch.inference_mode():
+            boxes, points = detect_cascade(
+                stacked,
+                m.pnet,
+                m.rnet,
+                m.onet,
+                min_face=m.min_face_size,
+                thresholds=tuple(m.thresholds),
+                factor=m.factor,
+                device=m.device,
+            )
         result = []
-        for b, p, pts in zip(boxes, probs, points):
-            if b is None:
-                result.append(Faces())
-                continue
+        for b, pts in zip(boxes, points):
             size = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
             keep = size >= self.config.min_face * 0.8
-            result.append(Faces.from_arrays(b[keep], np.asarray(pts)[keep], np.asarray(p, np.float32)[keep]))
+            result.append(Faces.from_arrays(b[keep, :4], pts[keep], b[keep, 4].astype(np.float32)))
         return result
 
 

@@ -26,11 +26,13 @@ import cv2
 import numpy as np
 
 from ..checks import check_shape
+from ..config import DetectConfig
 from ..faces import Faces
+from .mtcnn import FaceDetector
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TiledDetector", "nms_faces", "tile_grid", "wants_tiling"]
+__all__ = ["TiledDetector", "create_detector", "nms_faces", "tile_grid", "wants_tiling"]
 
 #: Frames whose shorter side reaches this many pixels are tiled by default.
 LARGE_FRAME_SIDE = 1440
@@ -51,6 +53,32 @@ def wants_tiling(frame_size: tuple[int, int], *, small_faces: bool = False) -> b
     are a few dozen pixels).
     """
     return bool(small_faces) or min(int(frame_size[0]), int(frame_size[1])) >= LARGE_FRAME_SIDE
+
+
+def create_detector(
+    config: DetectConfig, device: str, frame_size: tuple[int, int], *, small_faces: bool = False
+) -> Detector:
+    """The detector for frames of ``frame_size = (W, H)``.
+
+    A :class:`~vdeid.detect.mtcnn.FaceDetector`, wrapped in a
+    :class:`TiledDetector` with its default tiles when
+    :func:`wants_tiling` says so (``small_faces`` or a large frame).
+
+    Parameters
+    ----------
+    config : DetectConfig
+        ``min_face``, ``thresholds``, ``batch_size`` of the inner detector.
+    device : str
+        ``"cpu"`` or ``"cuda"``, already resolved.
+    frame_size : (int, int)
+        ``(W, H)`` of the frames to come.
+    small_faces : bool
+        ``TrackConfig.small_faces`` (``--small-faces``).
+    """
+    detector = FaceDetector(config, device)
+    if wants_tiling(frame_size, small_faces=small_faces):
+        return TiledDetector(detector)
+    return detector
 
 
 def tile_grid(length: int, tile: int, overlap: int) -> tuple[list[int], int]:

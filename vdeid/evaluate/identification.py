@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,7 +300,8 @@ class EmbeddingStore:
         emb = np.stack([self._rows[k] if self._rows[k] is not None else np.zeros(dim, np.float32) for k in keys])
         valid = np.array([self._rows[k] is not None for k in keys], bool)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp.npz")
+        # A per-process name: --jobs workers may save the same store.
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp.npz")
         np.savez(tmp, keys=np.array(keys), embeddings=emb.astype(np.float32), valid=valid)
         tmp.replace(self.path)
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -71,6 +72,7 @@ __all__ = [
     "Probe",
     "Evaluation",
     "expand_runs",
+    "read_protected",
     "split_runs",
     "short_name",
 ]
@@ -298,9 +300,14 @@ def _image_hash(image: np.ndarray) -> str:
     return h.hexdigest()[:20]
 
 
+def _private_tmp(path: Path, suffix: str = "") -> Path:
+    """A temporary sibling of ``path`` that no other process writes (``--jobs`` workers share the cache)."""
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp{suffix}")
+
+
 def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _private_tmp(path)
     tmp.write_text(json.dumps(obj, sort_keys=True))
     tmp.replace(path)
 
@@ -310,6 +317,36 @@ def _read_json(path: Path):
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def read_protected(folder: str | Path, keys: Iterable[str]) -> dict[str, dict]:
+    """Protected crops cached in one run's folder (``CACHE/protected/<method>-<source>-<key>``).
+
+    Parameters
+    ----------
+    folder : str or Path
+    keys : iterable of str
+        Probe keys (:func:`~vdeid.evaluate.identification.file_digest` of
+        the photos).
+
+    Returns
+    -------
+    dict
+        Probe key → ``{"variants": {"attack"|"shipped"|"-": (H, W, 3) uint8},
+        "reached": bool or None, "iterations": int, "seconds": float,
+        "photo": str}`` for the keys found (the ``none`` run's ``-`` variant
+        is the unprotected crop).
+    """
+    from PIL import Image
+
+    folder = Path(folder)
+    out: dict[str, dict] = {}
+    for key in keys:
+        meta = _read_json(folder / f"{key}.json")
+        if meta is not None:
+            variants = {v: np.asarray(Image.open(folder / f"{key}.{v}.png").convert("RGB")) for v in meta["variants"]}
+            out[key] = {**meta, "variants": variants}
+    return out
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -475,7 +512,9 @@ class Evaluation:
             else:
                 self._eigenfaces = fit_eigenfaces(photos, self.detector)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._eigenfaces.save(path)
+                tmp = _private_tmp(path, ".npz")
+                self._eigenfaces.save(tmp)
+                tmp.replace(path)
         return self._eigenfaces
 
     def method_config(self, run: MethodRun) -> Config:
@@ -531,19 +570,10 @@ class Evaluation:
             Probe key → ``{"variants": {"attack"|"shipped"|"-": uint8 image},
             "reached": bool or None, "iterations": int, "seconds": float}``.
         """
-        from PIL import Image
-
         config = self.method_config(run)
         folder = self._protect_dir(run, config)
-        out: dict[str, dict] = {}
-        todo = []
-        for p in probes:
-            meta = _read_json(folder / f"{p.key}.json")
-            if meta is None:
-                todo.append(p)
-                continue
-            variants = {v: np.asarray(Image.open(folder / f"{p.key}.{v}.png").convert("RGB")) for v in meta["variants"]}
-            out[p.key] = {**meta, "variants": variants}
+        out = read_protected(folder, [p.key for p in probes])
+        todo = [p for p in probes if p.key not in out]
         if not todo:
             return out
         if run.method == "none":
@@ -591,9 +621,10 @@ class Evaluation:
 
         folder.mkdir(parents=True, exist_ok=True)
         for v, img in variants.items():
-            tmp = folder / f"{probe.key}.{v}.tmp.png"
+            final = folder / f"{probe.key}.{v}.png"
+            tmp = _private_tmp(final, ".png")
             Image.fromarray(img).save(tmp, format="PNG")
-            tmp.replace(folder / f"{probe.key}.{v}.png")
+            tmp.replace(final)
         meta = {"variants": sorted(variants), "reached": reached, "iterations": iterations, "seconds": seconds, "photo": str(probe.path)}
         _write_json(folder / f"{probe.key}.json", meta)
         return {**meta, "variants": variants}
@@ -746,6 +777,9 @@ class Evaluation:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
+        if any(r.method in RECONSTRUCTION for r in runs):
+            # Fit the shared basis once here rather than once per worker.
+            self.eigenfaces()
         groups = split_runs(runs, jobs)
         records: list[dict] = []
         ctx = multiprocessing.get_context("spawn")
@@ -759,7 +793,9 @@ class Evaluation:
                 records += recs
                 self.timings.update(timings)
                 self.progress(Progress("groups", done, len(groups), {"runs": len(runs)}))
-        return records
+        # The order --jobs 1 gives, whichever worker finished first.
+        order = {(short_name(r.source), r.label): i for i, r in enumerate(runs)}
+        return sorted(records, key=lambda rec: order[(rec["source"], rec["label"])])
 
 
 def _cost(run: MethodRun) -> float:

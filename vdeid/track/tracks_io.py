@@ -19,6 +19,12 @@ Floats are written with Python's shortest round-trip repr of the float32
 values, so reading a file back gives bit-identical arrays. Within a frame,
 faces are ordered by track id (as :func:`~vdeid.track.track_faces` emits
 them); unknown (NaN) landmarks are written as ``null``.
+
+The file is meant to be corrected by hand and fed back with ``--tracks-in``:
+a reviewer may move boxes, delete tracks, or add one with only ``id``,
+``frames`` and ``boxes`` (landmarks then unknown, score 0, not detected).
+:func:`read_tracks` refuses entries that would protect nothing (NaN or
+inverted boxes, frames out of range) rather than let a face through.
 """
 
 from __future__ import annotations
@@ -176,7 +182,9 @@ def read_tracks(path: str | Path) -> Tracks:
     Raises
     ------
     InputError
-        If the file is missing, not JSON, or not a vdeid tracks file.
+        If the file is missing, not JSON, not a vdeid tracks file, or holds
+        an invalid entry (non-finite or inverted box, frame out of range,
+        repeated track id or frame, lists of different lengths).
     """
     path = Path(path)
     try:
@@ -191,15 +199,25 @@ def read_tracks(path: str | Path) -> Tracks:
         raise InputError(f"tracks file version {data.get('version')} is not supported (expected {VERSION})", path)
     try:
         n = int(data["n_frames"])
+        if n < 0:
+            raise ValueError(f"n_frames is {n}")
         per_frame: list[list[tuple]] = [[] for _ in range(n)]
+        seen: set[int] = set()
         for t in data["tracks"]:
             tid = int(t["id"])
-            for k, fi in enumerate(t["frames"]):
-                lm = t["landmarks"][k]
-                per_frame[int(fi)].append(
-                    (tid, t["boxes"][k], [[None, None]] * 5 if lm is None else lm, t["scores"][k], t["detected"][k])
-                )
-    except (KeyError, TypeError, ValueError, IndexError) as ex:
+            if tid < 0 or tid in seen:
+                raise ValueError(f"track id {tid} is negative or used twice")
+            seen.add(tid)
+            for row in _track_rows(t, n):
+                per_frame[row[0]].append((tid, *row[1:]))
+        size = data.get("frame_size")
+        frame_size = tuple(int(v) for v in size) if size else None
+        if frame_size is not None and len(frame_size) != 2:
+            raise ValueError(f"frame_size must be [width, height], got {size}")
+    except KeyError as ex:
+        message = f"malformed tracks file (missing field {ex}); see docs/tracking.md for the layout"
+        raise InputError(message, path) from ex
+    except (TypeError, ValueError, IndexError) as ex:
         raise InputError(f"malformed tracks file ({type(ex).__name__}: {ex})", path) from ex
     frames = []
     for rows in per_frame:
@@ -210,11 +228,40 @@ def read_tracks(path: str | Path) -> Tracks:
         frames.append(
             Faces(
                 np.array([r[1] for r in rows], np.float32).reshape(-1, 4),
-                np.array([r[2] for r in rows], dtype=np.float64).astype(np.float32).reshape(-1, 5, 2),
+                np.stack([r[2] for r in rows]).astype(np.float32),
                 np.array([r[3] for r in rows], np.float32),
                 np.array([r[0] for r in rows], np.int64),
                 np.array([r[4] for r in rows], bool),
             )
         )
-    size = data.get("frame_size")
-    return Tracks(frames, tuple(int(v) for v in size) if size else None)
+    return Tracks(frames, frame_size)
+
+
+def _track_rows(track: dict, n_frames: int) -> Iterator[tuple]:
+    """``(frame, box, landmarks, score, detected)`` of one track entry, checked.
+
+    ``landmarks``, ``scores`` and ``detected`` may be left out of a
+    hand-written track (unknown landmarks, score 0, not detected); ``id``,
+    ``frames`` and ``boxes`` are required.
+    """
+    frames = [int(f) for f in track["frames"]]
+    count = len(frames)
+    boxes = track["boxes"]
+    landmarks = track.get("landmarks", [None] * count)
+    scores = track.get("scores", [0.0] * count)
+    detected = track.get("detected", [False] * count)
+    for name, values in (("boxes", boxes), ("landmarks", landmarks), ("scores", scores), ("detected", detected)):
+        if len(values) != count:
+            raise ValueError(f"track {track['id']}: {len(values)} {name} for {count} frames")
+    if len(set(frames)) != count or any(not 0 <= f < n_frames for f in frames):
+        raise ValueError(f"track {track['id']}: frames must be distinct and in [0, n_frames={n_frames})")
+    for f, box, lm, score, det in zip(frames, boxes, landmarks, scores, detected):
+        box = [float(v) for v in box]
+        # A NaN or inverted box would protect nothing: refuse it rather than leak the face.
+        if len(box) != 4 or not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
+            raise ValueError(f"track {track['id']} frame {f}: box {box} is not x0, y0, x1, y1 with x0 < x1, y0 < y1")
+        if not isinstance(det, bool):
+            raise ValueError(f"track {track['id']} frame {f}: detected must be true or false, got {det!r}")
+        # null (whole face or one coordinate) is NaN: unknown.
+        points = np.array([[None, None]] * 5 if lm is None else lm, dtype=np.float64).reshape(5, 2)
+        yield f, box, points, float(score), det
