@@ -15,37 +15,46 @@ from vdeid.config import Config
 
 # (click decls, config section or None, field, click kwargs)
 _OPTIONS = [
-    (("--method", "-m"), None, "method", dict(help="Protection method: pfgvm (default), ifgvm, ifgsm, bim, illc, blur, pixelate, noise, impulse, mask, svd.")),
-    (("--device",), None, "device", dict(type=click.Choice(["auto", "cpu", "cuda"]), help="Where detection and attacks run (default auto).")),
+    (("--method", "-m"), None, "method", dict(help="Protection method (default {default}): pfgvm, ifgvm, ifgsm, bim, illc, blur, pixelate, noise, impulse, mask, svd.")),
+    (("--device",), None, "device", dict(type=click.Choice(["auto", "cpu", "cuda"]), help="Where detection and attacks run (default {default}).")),
     (("--overwrite",), None, "overwrite", dict(is_flag=True, default=None, help="Replace an existing output (never an input).")),
-    (("--min-face",), "detect", "min_face", dict(type=click.IntRange(8, 4096), help="Smallest face side in pixels (default 20).")),
-    (("--thresholds",), "detect", "thresholds", dict(metavar="P,R,O", help="MTCNN stage thresholds (default 0.6,0.7,0.7).")),
-    (("--box-margin",), "detect", "box_margin", dict(type=click.FloatRange(0, 2), help="Safety margin around each face box, fraction of its size (default 0.15).")),
-    (("--bridge-frames",), "track", "bridge_frames", dict(type=click.IntRange(0, 10000), help="Keep protecting a lost face this many frames (default 15).")),
-    (("--lookahead",), "track", "lookahead_frames", dict(type=click.IntRange(0, 1000), help="Frames back-filled before a face is first detected (default 8).")),
-    (("--detect-every",), "track", "detect_every", dict(type=click.IntRange(1, 100), help="Run the detector on every k-th frame, track in between (default 1).")),
+    (("--min-face",), "detect", "min_face", dict(type=click.IntRange(8, 4096), help="Smallest face side in pixels (default {default}).")),
+    (("--thresholds",), "detect", "thresholds", dict(metavar="P,R,O", help="MTCNN stage thresholds (default {default}).")),
+    (("--box-margin",), "detect", "box_margin", dict(type=click.FloatRange(0, 2), help="Safety margin around each face box, fraction of its size (default {default}).")),
+    (("--bridge-frames",), "track", "bridge_frames", dict(type=click.IntRange(0, 10000), help="Keep protecting a lost face this many frames (default {default}).")),
+    (("--lookahead",), "track", "lookahead_frames", dict(type=click.IntRange(0, 1000), help="Frames back-filled before a face is first detected (default {default}).")),
+    (("--detect-every",), "track", "detect_every", dict(type=click.IntRange(1, 100), help="Run the detector on every k-th frame, track in between (default {default}).")),
     (("--small-faces",), "track", "small_faces", dict(is_flag=True, default=None, help="Tiled, upscaled detection for faces down to ~14 px (always on for frames 1440 px high or more).")),
     (("--sigma",), "naive", "blur_sigma", dict(type=click.FloatRange(0.1, 500), help="blur: Gaussian sigma in pixels (default: scales with the face).")),
     (("--block",), "naive", "pixel_block", dict(type=click.IntRange(1, 512), help="pixelate: block size in pixels (default: face size / 8).")),
-    (("--noise-sigma",), "naive", "noise_sigma", dict(type=click.FloatRange(0, 1), help="noise: Gaussian sigma on the [0, 1] scale (default 0.25).")),
-    (("--impulse-amount",), "naive", "impulse_amount", dict(type=click.FloatRange(0, 1), help="impulse: fraction of pixels set to salt or pepper (default 0.3).")),
-    (("--mask-mode",), "naive", "mask_mode", dict(type=click.Choice(["solid", "darken"]), help="mask: solid colour or darken (default solid).")),
-    (("--svd-rank",), "naive", "svd_rank", dict(type=click.IntRange(1, 512), help="svd: singular values kept per channel (default 3).")),
-    (("--recognizer", "-r"), "attack", "recognizers", dict(metavar="SPEC[,SPEC]", help="Recognisers attacked together: dlib (default), mobileface:PATH, facenet:PATH.")),
-    (("--margin",), "attack", "margin", dict(type=click.FloatRange(0, 10), help="Distance beyond the recogniser threshold required (default 0.1).")),
-    (("--max-iter",), "attack", "max_iter", dict(type=click.IntRange(0, 10000), help="Attack iterations per face before the fallback (default 40).")),
-    (("--fallback",), "attack", "fallback", dict(help="Naive method for faces the attack cannot protect (default blur).")),
-    (("--crf",), "encode", "crf", dict(type=click.IntRange(0, 51), help="Encoder quality, lower is better (default 18, visually lossless).")),
-    (("--preset",), "encode", "preset", dict(help="Encoder speed preset (default medium).")),
+    (("--noise-sigma",), "naive", "noise_sigma", dict(type=click.FloatRange(0, 1), help="noise: Gaussian sigma on the [0, 1] scale (default {default}).")),
+    (("--impulse-amount",), "naive", "impulse_amount", dict(type=click.FloatRange(0, 1), help="impulse: fraction of pixels set to salt or pepper (default {default}).")),
+    (("--mask-mode",), "naive", "mask_mode", dict(type=click.Choice(["solid", "darken"]), help="mask: solid colour or darken (default {default}).")),
+    (("--svd-rank",), "naive", "svd_rank", dict(type=click.IntRange(1, 512), help="svd: singular values kept per channel (default {default}).")),
+    (("--recognizer", "-r"), "attack", "recognizers", dict(metavar="SPEC[,SPEC]", help="Recognisers attacked together (default {default}): dlib, mobileface:PATH, facenet:PATH.")),
+    (("--margin",), "attack", "margin", dict(type=click.FloatRange(0, 10), help="Distance beyond the recogniser threshold required (default {default}).")),
+    (("--max-iter",), "attack", "max_iter", dict(type=click.IntRange(0, 10000), help="Attack iterations per face before the fallback (default {default}).")),
+    (("--fallback",), "attack", "fallback", dict(help="Naive method for faces the attack cannot protect (default {default}).")),
+    (("--crf",), "encode", "crf", dict(type=click.IntRange(0, 51), help="Encoder quality, lower is better (default {default}, visually lossless).")),
+    (("--preset",), "encode", "preset", dict(help="Encoder speed preset (default {default}).")),
     (("--codec",), "encode", "codec", dict(help="Video encoder (default: the input's family: libx264 or libx265).")),
     (("--keep-metadata",), "encode", "keep_metadata", dict(is_flag=True, default=None, help="Keep location/device tags and telemetry streams (dropped by default).")),
 ]
 
 
 def config_options(fn):
-    """Add every config option to a click command."""
-    for decls, _, field, kwargs in reversed(_OPTIONS):
+    """Add every config option to a click command.
+
+    ``{default}`` in a help text is filled from :class:`Config`, so ``--help``
+    cannot drift from the dataclass.
+    """
+    defaults = Config()
+    for decls, section, field, kwargs in reversed(_OPTIONS):
         kw = dict(kwargs)
+        value = getattr(defaults if section is None else getattr(defaults, section), field)
+        if isinstance(value, (tuple, list)):
+            value = ",".join(str(v) for v in value)
+        kw["help"] = kw["help"].format(default=value)
         fn = click.option(*decls, field, default=kw.pop("default", None), **kw)(fn)
     return fn
 

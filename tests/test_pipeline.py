@@ -229,3 +229,15 @@ def test_engine_failure_falls_back(tmp_path, monkeypatch):
     assert report.faces > 0
     assert report.outcomes["blur"] == report.faces
     assert any("engine exploded" in n for n in report.notes)
+
+
+def test_real_avi_with_mp3_keeps_its_stream(videos_dir, tmp_path):
+    """The shared AVI (MPEG-4 video, MP3 audio) through the whole pipeline with blur."""
+    src = videos_dir / "selfie_occluded_face_320x240.avi"
+    if not src.exists():
+        pytest.skip(f"{src} not found")
+    out = tmp_path / "out.avi"
+    report = vdeid.process_video(src, out, BLUR)
+    assert report.frames == len(read_frames(src)) == len(read_frames(out))
+    assert report.faces > 0 and report.fallback == 0
+    assert audio_packets(out) == audio_packets(src) and audio_packets(src)[0]

@@ -508,9 +508,10 @@ class AdversarialMethod:
             if batch[0].donor is not None:  # buckets never mix donors and dodgers
                 donors = torch.stack([j.donor[r] for j in batch])
                 members.append(ImpersonateObjective(rec, lm, donors, **common))
-            else:
-                others = torch.stack([j.mirrored[r] for j in batch])[:, None] if self.cfg.mirror else None
-                members.append(DodgeObjective(rec, lm, reference=ref, others=others, **common))
+            # Impersonators must leave their own face too (the final check asks
+            # it): a donor that lies near the original is reached without that.
+            others = torch.stack([j.mirrored[r] for j in batch])[:, None] if self.cfg.mirror else None
+            members.append(DodgeObjective(rec, lm, reference=ref, others=others, **common))
         return members[0] if len(members) == 1 else EnsembleObjective(members)
 
     def _make_attack(self, objective: Objective, steps: int, levels: Optional[int]) -> Attack:

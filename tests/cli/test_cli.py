@@ -93,3 +93,14 @@ def test_protect_bad_photo_does_not_stop_others(tmp_path, capsys, astronaut):
     code, _, err = run_cli(["protect", good, bad, "-o", tmp_path / "out", "--method", "blur", "-q"], capsys)
     assert code == 1 and str(bad) in err
     assert (tmp_path / "out" / "good.png").exists()
+
+
+def test_help_defaults_come_from_config(capsys):
+    from vdeid.config import Config
+
+    code, out, _ = run_cli(["process", "--help"], capsys)
+    assert code == 0
+    text = " ".join(out.split())
+    assert f"(default {Config().attack.max_iter})" in text
+    assert f"(default {Config().attack.margin})" in text
+    assert "{default}" not in text
