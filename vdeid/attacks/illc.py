@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ..errors import VdeidError
 from .bim import BIM
 from .objectives import CrossEntropyObjective, Objective
@@ -42,20 +40,11 @@ class ILLC(BIM):
 
     name = "illc"
 
-    def __init__(
-        self,
-        objective: Objective,
-        *,
-        eps: float = 8.0,
-        alpha: float = 1.0,
-        steps: Optional[int] = None,
-        early_stop: bool = True,
-        levels: Optional[int] = None,
-        calibrate: bool = False,
-    ):
+    def __init__(self, objective: Objective, **kwargs):
+        # Same arguments as BIM; only the objective is checked.
         if isinstance(objective, CrossEntropyObjective) and objective.mode != "least_likely":
             raise VdeidError(
                 f"ILLC targets the least-likely class; build the objective with mode='least_likely' "
                 f"(got mode={objective.mode!r})"
             )
-        super().__init__(objective, eps=eps, alpha=alpha, steps=steps, early_stop=early_stop, levels=levels, calibrate=calibrate)
+        super().__init__(objective, **kwargs)
