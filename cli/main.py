@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 import click
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-# OpenMP's threads spin while they wait for work; beside the decoder's and
-# encoder's threads on a few cores that spinning takes their time, and a
-# descheduled thread stalls every parallel op (a 1080p blur run used 2.2x
-# the CPU without this, docs/performance.md). Read once, when torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from .tuning import tune_process
+
+tune_process()  # before torch loads (vdeid imports it): see cli/tuning.py
 
 from vdeid.errors import VdeidError  # noqa: E402
 
