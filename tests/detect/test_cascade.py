@@ -8,7 +8,14 @@ import pytest
 import torch
 from torch.nn.functional import interpolate
 
-from vdeid.detect.cascade import _integral_torch, area_crops, detect_cascade, integral_image
+from vdeid.detect.cascade import (
+    _integral_torch,
+    _normalise,
+    _pyramid_level,
+    area_crops,
+    detect_cascade,
+    integral_image,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +36,15 @@ def test_area_crops_equal_torch_area_resampling():
     for k, ((r0, r1), (c0, c1)) in enumerate(zip(rows, cols)):
         want = interpolate(x[:, :, r0:r1, c0:c1], size=(24, 24), mode="area")[0]
         assert torch.allclose(got[k], want, atol=1e-4), k
+
+
+def test_pyramid_level_equals_torch_area_resampling():
+    frame = np.random.default_rng(2).integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float()
+    for size in [(55, 97), (13, 23), (90, 160)]:
+        level = _pyramid_level(integral_image(frame), size)
+        assert level.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(level, _normalise(interpolate(x, size=size, mode="area")), atol=1e-5)
 
 
 def test_accelerator_integral_equals_opencv():

@@ -101,10 +101,10 @@ def area_crops(table: torch.Tensor, rows: np.ndarray, cols: np.ndarray, size: in
     Tensor of shape (N, 3, size, size), float32 in [0, 255]
         Channels-last in memory.
     """
-    stride = table.shape[1]
+    dev, stride = table.device, table.shape[1]
     flat = table.reshape(-1, table.shape[2])
-    r0, r1 = (torch.from_numpy(v[:, :, None] * stride).to(table.device) for v in _windows(rows[:, :1], rows[:, 1:], size))
-    c0, c1 = (torch.from_numpy(v[:, None, :]).to(table.device) for v in _windows(cols[:, :1], cols[:, 1:], size))
+    r0, r1 = (torch.from_numpy(v[:, :, None] * stride).to(dev) for v in _windows(rows[:, :1], rows[:, 1:], size))
+    c0, c1 = (torch.from_numpy(v[:, None, :]).to(dev) for v in _windows(cols[:, :1], cols[:, 1:], size))
 
     def at(r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return flat.index_select(0, (r + c).reshape(-1)).reshape(len(rows), size, size, -1)
@@ -122,10 +122,13 @@ def _pyramid_level(table: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     row/column gathers from the integral image cost less than torch's
     pooling kernel and need no float copy of the frame.
     """
-    dev = table.device
-    full_h, full_w = table.shape[0] - 1, table.shape[1] - 1
-    r0, r1 = (torch.from_numpy(v[0]).to(dev) for v in _windows(np.zeros((1, 1), np.int64), np.full((1, 1), full_h), size[0]))
-    c0, c1 = (torch.from_numpy(v[0]).to(dev) for v in _windows(np.zeros((1, 1), np.int64), np.full((1, 1), full_w), size[1]))
+
+    def spans(length: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        lo, hi = _windows(np.zeros((1, 1)), np.full((1, 1), length), n)
+        return torch.from_numpy(lo[0]).to(table.device), torch.from_numpy(hi[0]).to(table.device)
+
+    r0, r1 = spans(table.shape[0] - 1, size[0])
+    c0, c1 = spans(table.shape[1] - 1, size[1])
     rows = table.index_select(0, r1) - table.index_select(0, r0)
     sums = rows.index_select(1, c1) - rows.index_select(1, c0)
     # (mean - 127.5) / 128 with the division folded into one factor per cell.

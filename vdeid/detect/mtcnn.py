@@ -9,6 +9,7 @@ share a size (true for video); mixed sizes (photos) are detected one by one.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from ..faces import Faces
 from .cascade import detect_cascade
 
 logger = logging.getLogger(__name__)
+
+#: Groups of frames detected concurrently on CPU.
+_CPU_LANES = 2
 
 
 class FaceDetector:
@@ -86,10 +90,31 @@ class FaceDetector:
         # MTCNN's first stage cannot run on an image smaller than its 12 px window.
         if min(frames[0].shape[:2]) < 12:
             return [Faces() for _ in frames]
-        stacked = np.stack(frames) if len(frames) > 1 else frames[0][None]
+        lanes = min(len(frames), _CPU_LANES if self._mtcnn.device.type == "cpu" else 1)
+        if lanes > 1:
+            # The cascade's many small ops and its NumPy/Python steps leave a
+            # core idle much of the time; a second group of frames fills it
+            # (docs/performance.md). Inference does not change the networks.
+            half = -(-len(frames) // lanes)
+            groups = [frames[i : i + half] for i in range(0, len(frames), half)]
+            with ThreadPoolExecutor(len(groups), thread_name_prefix="vdeid-detect") as pool:
+                parts = list(pool.map(self._cascade, groups))
+            boxes = [b for part in parts for b in part[0]]
+            points = [p for part in parts for p in part[1]]
+        else:
+            boxes, points = self._cascade(frames)
+        result = []
+        for b, pts in zip(boxes, points):
+            size = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+            keep = size >= self.config.min_face * 0.8
+            result.append(Faces.from_arrays(b[keep, :4], pts[keep], b[keep, 4].astype(np.float32)))
+        return result
+
+    def _cascade(self, frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         m = self._mtcnn
+        stacked = np.stack(frames) if len(frames) > 1 else frames[0][None]
         with torch.inference_mode():
-            boxes, points = detect_cascade(
+            return detect_cascade(
                 stacked,
                 m.pnet,
                 m.rnet,
@@ -99,12 +124,6 @@ class FaceDetector:
                 factor=m.factor,
                 device=m.device,
             )
-        result = []
-        for b, pts in zip(boxes, points):
-            size = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
-            keep = size >= self.config.min_face * 0.8
-            result.append(Faces.from_arrays(b[keep, :4], pts[keep], b[keep, 4].astype(np.float32)))
-        return result
 
 
 def _as_uint8(frame: np.ndarray) -> np.ndarray:
