@@ -20,6 +20,7 @@ from .methods.registry import create_method
 from .pipeline import _fallback_for, protect_chunk
 from .progress import Progress, ProgressCallback, no_progress
 from .report import Report
+from .track.turned import widen_turned_faces
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ class ImageProtector:
 
     def __call__(self, image: np.ndarray) -> ImageResult:
         """Protect every face of one ``(H, W, 3)`` uint8 RGB image."""
-        faces = self.detector.detect([image])[0]
+        # Photos skip tracking, which is where video widens turned faces' boxes.
+        faces = widen_turned_faces(self.detector.detect([image])[0])
         self.method.reset()
         out, outcomes = protect_chunk(self.method, self.fallback, [image], [faces], self.report)
         return ImageResult(out[0], faces, outcomes)

@@ -83,3 +83,21 @@ def test_backfill_never_crosses_a_cut():
     dets = [Faces() if i < 8 else Faces.from_arrays([[40, 40, 60, 60]]) for i in range(12)]
     out = [f for _, f in track_faces(zip(frames, dets), TrackConfig(lookahead_frames=8))]
     assert [len(f) for f in out] == [0] * 6 + [1] * 6
+
+
+def test_a_detection_smaller_than_the_next_is_widened():
+    """The broadcast clip's case: 43, 36, 30 px boxes, then 43 px again (detector jitter)."""
+    sizes = [43, 36, 30, 43, 43]
+    boxes = [[100 + 5 * t, 100, 100 + 5 * t + s, 100 + 1.3 * s] for t, s in enumerate(sizes)]
+    items = [(t, Faces.from_arrays([b])) for t, b in enumerate(boxes)]
+    out = dict(track_faces(items, TrackConfig(lookahead_frames=2)))
+    assert all(out[t].detected[0] for t in range(5))
+    # 30 px has 49 % of the next box's area: grown about its own centre to 43 px.
+    centre = np.array([110 + 15, 100 + 1.3 * 15])
+    half = np.array([43, 1.3 * 43]) / 2
+    np.testing.assert_allclose(out[2].boxes[0], np.concatenate([centre - half, centre + half]), atol=1e-3)
+    # 36 px has 70 % of 43 px, but the next detection is 30 px; 43 px is left alone.
+    for t in (0, 1, 3, 4):
+        np.testing.assert_allclose(out[t].boxes[0], boxes[t], atol=1e-3)
+    plain = dict(track_faces(items, TrackConfig(lookahead_frames=0)))
+    np.testing.assert_allclose(plain[2].boxes[0], boxes[2], atol=1e-3)

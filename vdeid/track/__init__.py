@@ -6,6 +6,7 @@ from .lookahead import Lookahead
 from .stage import track_faces
 from .tracker import FaceTracker, Observation
 from .tracks_io import TrackRecorder, Tracks, read_tracks, write_tracks
+from .turned import widen_turned_boxes, widen_turned_faces
 
 __all__ = [
     "CameraMotion",
@@ -17,5 +18,7 @@ __all__ = [
     "Tracks",
     "read_tracks",
     "track_faces",
+    "widen_turned_boxes",
+    "widen_turned_faces",
     "write_tracks",
 ]

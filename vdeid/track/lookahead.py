@@ -11,6 +11,12 @@ frame waits there it can still be changed:
   was only predicted (a detection gap, or frames the detector skipped with
   ``detect_every > 1``), those frames get boxes interpolated between the two
   detections instead of extrapolated from the first.
+* **Shrunken detections.** A detection with less than 75 % of the area of
+  the same track's detection on the next frame (moved back with the camera
+  motion) is grown about its centre to that box's width and height. The
+  tracker widens a detection much smaller than its prediction, but cannot
+  catch one that is too small before it has seen a larger one: detector
+  boxes of small or blurred faces jump in size from frame to frame.
 
 Boxes not seen by the detector are enlarged for uncertainty before they are
 emitted: by ``grow_per_frame`` x their size on each side for every frame
@@ -28,7 +34,7 @@ from typing import Generic, Iterator, TypeVar
 import numpy as np
 
 from ..faces import Faces, expand_boxes
-from .tracker import Observation
+from .tracker import _PARTIAL_COVER, Observation, _area
 
 __all__ = ["Lookahead"]
 
@@ -138,6 +144,7 @@ class Lookahead(Generic[T]):
             if o.born:
                 self._backfill(slot, o.track_id)
             elif o.detected:
+                self._widen_shrunken(slot, o.track_id)
                 self._interpolate(slot, o.track_id)
         self._buffer.append(slot)
         while len(self._buffer) > self.frames:
@@ -165,6 +172,21 @@ class Lookahead(Generic[T]):
             if track_id not in older.entries:
                 older.entries[track_id] = _Entry(box.copy(), lms.copy(), 0.0, BACKFILLED, distance)
             newer = older
+
+    def _widen_shrunken(self, slot: _Slot, track_id: int) -> None:
+        previous = self._buffer[-1].entries.get(track_id) if self._buffer else None
+        if previous is None or previous.kind != DETECTED:
+            return
+        after = slot.entries[track_id].box
+        if slot.camera is not None:
+            after = _warp_box(after, _invert(slot.camera))
+        if _area(previous.box) >= _PARTIAL_COVER * _area(after):
+            return
+        # Grown in place, not joined with the next box: a fast walker's next
+        # box lies elsewhere, and the union would smear along the path.
+        centre = (previous.box[:2] + previous.box[2:]) / 2
+        half = np.maximum(previous.box[2:] - previous.box[:2], after[2:] - after[:2]) / 2
+        previous.box = np.concatenate([centre - half, centre + half])
 
     def _interpolate(self, slot: _Slot, track_id: int) -> None:
         gap: list[_Slot] = []

@@ -3,7 +3,8 @@
 :func:`track_faces` takes the detector's output frame by frame and yields
 the same frames, ``lookahead_frames`` later, with the faces to protect:
 detections with persistent ids, bridged predictions, back-filled and
-interpolated boxes.
+interpolated boxes; faces turned sideways get boxes widened towards the nose
+(:mod:`vdeid.track.turned`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .camera_motion import CameraMotion
 from .cuts import CutDetector
 from .lookahead import Lookahead
 from .tracker import FaceTracker
+from .turned import widen_turned_faces
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,9 @@ def track_faces(
         (all remaining ones at the end). Faces are sorted by track id;
         ``detected`` is False and ``scores`` 0 for bridged, interpolated and
         back-filled boxes, which are enlarged for uncertainty (see
-        :mod:`vdeid.track.lookahead`); landmarks move with the box.
+        :mod:`vdeid.track.lookahead`); landmarks move with the box. Boxes of
+        faces turned sideways are widened towards the nose
+        (:func:`vdeid.track.turned.widen_turned_boxes`).
 
     Examples
     --------
@@ -109,5 +113,11 @@ def track_faces(
             logger.debug("no image for frame %d: tracking without cut detection or motion compensation", index)
             warned = True
         observations = tracker.step(faces, camera=camera)
-        yield from lookahead.push(item, observations, camera=camera, cut=cut, frame_size=frame_size)
-    yield from lookahead.flush()
+        yield from _widened(lookahead.push(item, observations, camera=camera, cut=cut, frame_size=frame_size))
+    yield from _widened(lookahead.flush())
+
+
+def _widened(outputs: Iterable[tuple[T, Faces]]) -> Iterator[tuple[T, Faces]]:
+    # After the look-ahead, so tracking, interpolation and uncertainty growth
+    # all work on the detector's own boxes.
+    return ((item, widen_turned_faces(faces)) for item, faces in outputs)
