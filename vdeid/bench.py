@@ -217,7 +217,7 @@ def bench_kernel(
         Batch sizes to time.
     config : Config, optional
         ``device`` and the ``attack`` options (alpha, lam, margin, jitter,
-        compression) as the engine uses them.
+        compression, precision) as the engine uses them.
     iterations : int
         Timed steps per batch size, after one untimed warm-up step.
 
@@ -228,6 +228,7 @@ def bench_kernel(
     """
     from .attacks import DodgeObjective, create_attack
     from .attacks.transforms import CompressionProxy
+    from .engine import attack_precision
     from .recognizers import create_recognizers
 
     config = config or Config()
@@ -258,13 +259,14 @@ def bench_kernel(
                 steps=steps, early_stop=False, levels=255,
             )
 
-        attack(1)(crops)  # warm-up: allocator, oneDNN/cuDNN algorithm choice
-        with _Measure(device) as measure:
-            # A run of n steps makes n forward+backward passes plus one final
-            # forward; timing n+1 and 1 steps and subtracting leaves n steps.
-            attack(iterations + 1)(crops)
-            measure.lap()
-            attack(1)(crops)
+        with attack_precision(cfg, device):
+            attack(1)(crops)  # warm-up: allocator, oneDNN/cuDNN algorithm choice
+            with _Measure(device) as measure:
+                # A run of n steps makes n forward+backward passes plus one final
+                # forward; timing n+1 and 1 steps and subtracting leaves n steps.
+                attack(iterations + 1)(crops)
+                measure.lap()
+                attack(1)(crops)
         seconds = measure.laps[0] - (measure.seconds - measure.laps[0])
         if seconds <= 0:  # timing noise larger than a step: keep the upper bound
             seconds = measure.laps[0]

@@ -184,6 +184,16 @@ class AttackConfig:
         A dodging face has to leave the embedding of its mirrored original
         too (a second view of the person, so the face leaves the person
         and not just the photo).
+    alignment_views : bool
+        A face the frame edge cuts has to leave its original under each of
+        the alignments another detector may plausibly give it too (for dlib:
+        the shape predictor started from smaller, inward boxes;
+        ``DlibResNet.alignment_views``), not only under vdeid's own.
+    precision : {"float32", "bfloat16"}
+        Precision of the recognisers' forward and backward passes during the
+        attack (autocast; the perturbation stays float32). Every face is
+        verified in float32 afterwards, so a lower precision can cost
+        iterations or fallbacks but never lets an unprotected face through.
     """
 
     recognizers: str = "dlib"
@@ -203,6 +213,8 @@ class AttackConfig:
     compression: bool = True
     compression_margin: Optional[float] = None
     mirror: bool = True
+    alignment_views: bool = True
+    precision: Literal["float32", "bfloat16"] = "float32"
 
 
 @dataclass

@@ -140,6 +140,7 @@ class _Job:
     parent: Optional[int] = None  # job index this one's warm start comes from
     attackable: bool = True
     raw_box: Optional[np.ndarray] = None  # (4,) detector box, for bridging landmarks
+    bounds: Optional[np.ndarray] = None  # (4,) the frame's left, top, right, bottom in crop pixels
     moved: Optional[torch.Tensor] = None  # (3, h, w) neighbour's perturbation moved here, unscaled
     base: Optional[torch.Tensor] = None  # (3, h, w) perturbation handed on to warm starts
 
@@ -263,7 +264,7 @@ class AdversarialMethod:
             raise VdeidError(f"got {len(frames)} frames but {len(faces)} face lists")
         out = [np.array(f, copy=True) for f in frames]
         jobs = self._make_jobs(frames, faces)
-        self.stats = {"waves": 0, "batches": 0, "forward_faces": 0, "rounds": 0}
+        self.stats = {"waves": 0, "batches": 0, "forward_faces": 0, "rounds": 0, "alignment_views": 0}
         if any(j.attackable for j in jobs):
             levels = self._levels(frames[0])
             self._run(frames, jobs, levels)
@@ -348,6 +349,7 @@ class AdversarialMethod:
                     landmarks=lm if lm is not None else np.full((5, 2), np.nan),
                     attackable=lm is not None and not context.empty and bool(np.all(np.isfinite(fa.boxes[i]))),
                     raw_box=np.asarray(fa.boxes[i], np.float32),
+                    bounds=np.array([0, 0, frame.shape[1], frame.shape[0]]) - [context.x0, context.y0] * 2,
                 )
                 jobs.append(job)
         self._assign_waves(jobs)
@@ -492,7 +494,19 @@ class AdversarialMethod:
         job.moved = _transfer(delta, ctx, lm, job.context, job.landmarks, job.x.shape[1:])
         return (job.x + WARM_OVERSHOOT * job.moved).clamp(0, 1)
 
-    def _objective(self, batch: list[_Job], lm: torch.Tensor) -> Objective:
+    def _views(self, batch: list[_Job], x: torch.Tensor, lm: torch.Tensor) -> list[Optional[tuple]]:
+        """Per recogniser, the further alignments ``(owner, boxes)`` of the faces in ``x``, or None."""
+        out: list[Optional[tuple]] = []
+        for rec in self.recognizers:
+            if not (self.cfg.alignment_views and hasattr(rec, "alignment_views")):
+                out.append(None)
+                continue
+            bounds = torch.as_tensor(np.stack([j.bounds for j in batch]))
+            owner, boxes = rec.alignment_views(x, lm, bounds)
+            out.append((owner, boxes) if len(owner) else None)
+        return out
+
+    def _objective(self, batch: list[_Job], lm: torch.Tensor, views: list[Optional[tuple]]) -> Objective:
         members: list[Objective] = []
         margin = float(self.cfg.margin)
         # Landmark jitter scales with the face: a fraction of its box side.
@@ -511,7 +525,7 @@ class AdversarialMethod:
             # Impersonators must leave their own face too (the final check asks
             # it): a donor that lies near the original is reached without that.
             others = torch.stack([j.mirrored[r] for j in batch])[:, None] if self.cfg.mirror else None
-            members.append(DodgeObjective(rec, lm, reference=ref, others=others, **common))
+            members.append(DodgeObjective(rec, lm, reference=ref, others=others, views=views[r], **common))
         return members[0] if len(members) == 1 else EnsembleObjective(members)
 
     def _make_attack(self, objective: Objective, steps: int, levels: Optional[int]) -> Attack:
@@ -542,9 +556,12 @@ class AdversarialMethod:
                 if job.init is not None:
                     init[b, :, :h, :w] = job.init
             budget = torch.tensor([steps - j.iterations for j in batch], device=self.device).clamp(min=0)
-            attack = self._make_attack(self._objective(batch, lm), steps, levels)
-            result = attack(x, init=init, mask=mask, budget=budget)
+            views = self._views(batch, x, lm)
+            attack = self._make_attack(self._objective(batch, lm, views), steps, levels)
+            with attack_precision(self.cfg, self.device):
+                result = attack(x, init=init, mask=mask, budget=budget)
             self.stats["batches"] += 1
+            self.stats["alignment_views"] += sum(len(v[0]) for v in views if v is not None)
             self.stats["forward_faces"] += int(result.iterations.sum()) + len(batch)
             for b, job in enumerate(batch):
                 h, w = job.x.shape[1:]
@@ -632,7 +649,8 @@ class AdversarialMethod:
         recogniser puts it beyond its threshold plus the margin from its own
         original and, with ``mirror``, from the mirrored original
         (impersonation: within threshold minus margin of the donor and beyond
-        the threshold from its own original).
+        the threshold from its own original), under vdeid's alignment and,
+        with ``alignment_views``, under each further alignment of the face.
         """
         attacked = [j for j in jobs if j.shipped is not None]
         # The loop stops a face as soon as it clears the target, so it sits
@@ -643,6 +661,9 @@ class AdversarialMethod:
             x, lm, _ = self._stack(batch, [self._crop(out, j) for j in batch])
             ok = torch.ones(len(batch), dtype=torch.bool, device=self.device)
             worst = torch.full((len(batch),), float("inf"), device=self.device)
+            # The views the attack had: chosen on the original pixels, aligned on the written ones.
+            clean = self._stack(batch)[0]
+            views = self._views(batch, clean, lm)
             with torch.no_grad():
                 for r, rec in enumerate(self.recognizers):
                     emb = rec(x, lm)
@@ -650,6 +671,11 @@ class AdversarialMethod:
                     d = rec.distance(emb, torch.stack([j.references[r] for j in batch]))
                     if self.cfg.mirror and batch[0].donor is None:  # what DodgeObjective optimised
                         d = torch.minimum(d, rec.distance(emb, torch.stack([j.mirrored[r] for j in batch])))
+                    if views[r] is not None:
+                        owner, boxes = views[r]
+                        owner = owner.to(self.device)
+                        dv = rec.distance(rec.embed_views(x[owner], boxes), rec.embed_views(clean[owner], boxes))
+                        d = d.scatter_reduce(0, owner, dv, "amin")
                     worst = torch.minimum(worst, d / thr)
                     if batch[0].donor is not None:  # buckets never mix donors and dodgers
                         donors = torch.stack([j.donor[r] for j in batch])
@@ -706,6 +732,19 @@ class AdversarialMethod:
         if len(self._tracks) > 4096:
             for key in list(self._tracks)[: len(self._tracks) - 4096]:
                 del self._tracks[key]
+
+
+def attack_precision(cfg: AttackConfig, device: str | torch.device) -> torch.autocast:
+    """Autocast context of the attack loop for ``cfg.precision`` on ``device``.
+
+    Raises
+    ------
+    VdeidError
+        Unknown precision.
+    """
+    if cfg.precision not in ("float32", "bfloat16"):
+        raise VdeidError(f"unknown attack precision {cfg.precision!r}; valid: float32, bfloat16")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16")
 
 
 # -- geometry helpers -------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tiny_models import TinyClassifier, TinyRecognizer, face_batch
+from tiny_models import TEMPLATE, TinyClassifier, TinyRecognizer, face_batch
 from vdeid.attacks import (
     BIM,
     IFGSM,
@@ -220,6 +220,38 @@ def test_dodge_with_others_must_leave_every_reference():
     result = PFGVM(obj, alpha=2.0, lam=0.0, steps=30, calibrate=True)(x)
     assert bool(result.done.all())
     assert bool((obj.score(result.images, index) > 0.02).all())
+
+
+class _BoxViews(TinyRecognizer):
+    """TinyRecognizer that also embeds the chip its template gives inside a start box (like dlib's views)."""
+
+    def embed_views(self, crops, boxes):
+        lo, hi = boxes[:, None, :2], boxes[:, None, 2:]
+        landmarks = lo + (hi - lo) * (TEMPLATE[None] / 32.0)
+        return self(crops, landmarks.to(crops))
+
+
+def test_dodge_with_views_must_leave_the_original_under_each_view():
+    rec = _BoxViews(threshold=0.1)
+    x, lm = face_batch(2, size=40)
+    mask = torch.zeros(2, 1, 40, 40)
+    mask[:, :, :, :20] = 1.0  # the attack may only touch the left half
+    # Face 1 has a view of its right half, which the attack cannot change.
+    views = (torch.tensor([1]), torch.tensor([[20.0, 0.0, 40.0, 20.0]], dtype=torch.float64))
+    index = torch.arange(2)
+    plain = PFGVM(DodgeObjective(rec, lm, margin=0.0), alpha=2.0, lam=0.0, steps=20, calibrate=True)(x, mask=mask)
+    assert plain.done.tolist() == [True, True]
+    obj = DodgeObjective(rec, lm, margin=0.0, views=views)
+    obj.prepare(x)
+    with torch.no_grad():
+        loss, done = obj(plain.images, index)
+        d = obj.score(plain.images, index)
+    assert done.tolist() == [True, False] and float(loss[1]) > 0
+    assert float(d[1]) == pytest.approx(0.0, abs=1e-5)  # the view still shows the original
+    # An attack that may also touch the view's pixels gets face 1 past it.
+    result = PFGVM(obj, alpha=2.0, lam=0.0, steps=30, calibrate=True)(x)
+    assert result.done.tolist() == [True, True]
+    assert bool((obj.score(result.images, index) > 0.1).all())
 
 
 def test_bim_is_untargeted_and_uses_kurakin_iterations():

@@ -164,6 +164,38 @@ def test_shape_predictor_port_matches_dlib(reference, images):
             np.testing.assert_array_equal(ours(gray, box), expected)
 
 
+def test_shape_predictor_runs_many_boxes_at_once(reference, astronaut):
+    detector, _, _ = reference
+    ours = dlib_landmarks.load_shape_predictor()
+    gray = dlib_landmarks.rgb_to_dlib_gray(astronaut)
+    rect = detector(astronaut, 1)[0]
+    box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], np.float64)
+    boxes = np.stack([box, box * 0.97 + 4, box + [-10, 5, -10, 5]])
+    np.testing.assert_array_equal(ours(gray, boxes), np.stack([ours(gray, b) for b in boxes]))
+
+
+def test_alignment_views_only_for_faces_the_frame_edge_cuts(model, reference, mtcnn, astronaut):
+    crop = np.ascontiguousarray(astronaut[20:240, 110:340])
+    _, points, _ = _dlib_face(reference, crop)
+    landmarks = torch.from_numpy(_mtcnn_landmarks(mtcnn, crop, points))[None]
+    crops = _to_tensor(crop)
+    owner, boxes = model.alignment_views(crops, landmarks)
+    assert len(owner) == 0 and boxes.shape == (0, 4)  # the whole face is in the frame
+    # The frame ends at the nose: the invader's detector boxes the visible part.
+    start = model.start_boxes(landmarks)[0]
+    nose = float(landmarks[0, 2, 0])
+    owner, boxes = model.alignment_views(crops, landmarks, torch.tensor([[0.0, 0.0, nose, crop.shape[0]]]))
+    assert len(owner) >= 1 and owner.tolist() == [0] * len(owner)
+    assert bool(((boxes[:, 0] + boxes[:, 2]) / 2 < (start[0] + start[2]) / 2).all())  # moved inwards
+    with torch.no_grad():
+        nominal = model(crops, landmarks)
+        again = model.embed_views(crops, model.start_boxes(landmarks))
+        views = model.embed_views(crops.expand(len(owner), -1, -1, -1), boxes)
+    assert torch.allclose(again, nominal, atol=1e-5)
+    # Each view is a different chip, so a different descriptor.
+    assert float((views - nominal).norm(dim=1).min()) > 1e-3
+
+
 def test_mtcnn_pipeline_agrees_with_dlibs_pipeline(model, reference, mtcnn, images):
     """MTCNN → our alignment → our network ≈ dlib HOG → dlib 5 points → dlib network.
 

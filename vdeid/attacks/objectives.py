@@ -145,6 +145,12 @@ class _EmbeddingObjective(Objective):
         return [self.recognizer]
 
     def embed(self, images: torch.Tensor, index: torch.Tensor, *, jitter: bool = False) -> torch.Tensor:
+        return self.recognizer(*self._inputs(images, index, jitter=jitter))
+
+    def _inputs(
+        self, images: torch.Tensor, index: torch.Tensor, *, jitter: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The recogniser's images and landmarks: with ``jitter`` (and gradients on), one random draw."""
         lm = self.landmarks[index].to(images)
         if jitter and torch.is_grad_enabled():
             if self.jitter is not None:
@@ -152,7 +158,7 @@ class _EmbeddingObjective(Objective):
                 lm = _jittered(lm, j, self._generator)
             if self.transform is not None:
                 images = self.transform(images, generator=self._generator)
-        return self.recognizer(images, lm)
+        return images, lm
 
     def _confirm(self, images: torch.Tensor, index: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
         """Success judged on the unjittered landmarks (what verification will see).
@@ -173,9 +179,11 @@ class _EmbeddingObjective(Objective):
             if self.transform is not None and self.transform_margin is not None:
                 # Also clear the threshold (plus transform_margin) after the
                 # fixed compression proxy, so the result survives encoding.
-                emb = self.recognizer(self.transform(x), self.landmarks[index[rows]].to(x))
+                xt = self.transform(x)
+                emb = self.recognizer(xt, self.landmarks[index[rows]].to(x))
                 if dodge:
                     dp = self._all_distances(emb, index[rows]).min(dim=0).values
+                    dp, _ = self._with_views(xt, index[rows], dp)
                     good &= dp > self.threshold + self.transform_margin
                 else:
                     dp = self.distance(emb, self.donors[index[rows]].to(emb))
@@ -245,6 +253,14 @@ class DodgeObjective(_EmbeddingObjective):
     transform_margin : float, optional
         When given, a face is done only if the fixed transform of it also
         clears ``threshold + transform_margin``. (Default: None)
+    views : tuple of Tensor, optional
+        ``(owner (N,), boxes (N, 4))``: further alignments of some faces,
+        given by the start boxes of the recogniser's own landmark step (from
+        :meth:`~vdeid.recognizers.dlib_resnet.DlibResNet.alignment_views`),
+        each embedded with ``recognizer.embed_views(crops, boxes)``.
+        A face has to leave its own original under each of its views too:
+        the loss adds their hinges and ``d`` is the smallest distance.
+        (Default: None)
     """
 
     def __init__(
@@ -261,6 +277,7 @@ class DodgeObjective(_EmbeddingObjective):
         transform: Optional[nn.Module] = None,
         transform_margin: Optional[float] = None,
         others: Optional[torch.Tensor] = None,
+        views: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
     ):
         super().__init__(
             recognizer,
@@ -275,8 +292,13 @@ class DodgeObjective(_EmbeddingObjective):
         )
         if others is not None:
             check_shape(others, [landmarks.shape[0], "K", "D"], "others")
+        if views is not None:
+            check_shape(views[1], [len(views[0]), 4], "view boxes")
+            views = None if len(views[0]) == 0 else views
         self.reference = reference
         self.others = others
+        self.views = views
+        self.view_reference: Optional[torch.Tensor] = None
         self._u: Optional[torch.Tensor] = None
 
     @property
@@ -284,15 +306,40 @@ class DodgeObjective(_EmbeddingObjective):
         return self.threshold + self.margin
 
     def prepare(self, images: torch.Tensor) -> None:
-        if self.reference is None or len(self.reference) != len(images):
-            with torch.no_grad():
+        with torch.no_grad():
+            if self.reference is None or len(self.reference) != len(images):
                 self.reference = self.embed(images, torch.arange(len(images), device=images.device))
+            if self.views is not None:
+                owner, boxes = self.views
+                self.view_reference = self.recognizer.embed_views(images[owner.to(images.device)], boxes)
         self.n = len(images)
 
     def distances(self, images: torch.Tensor, index: torch.Tensor, *, jitter: bool = False) -> torch.Tensor:
-        """Distance ``(b,)`` of the current embeddings to the nearest of the original and ``others``."""
-        emb = self.embed(images, index, jitter=jitter)
-        return self._all_distances(emb, index).min(dim=0).values
+        """Distance ``(b,)`` of the current embeddings to the nearest of the original and ``others``, over all views."""
+        x, lm = self._inputs(images, index, jitter=jitter)
+        d = self._all_distances(self.recognizer(x, lm), index).min(dim=0).values
+        return self._with_views(x, index, d)[0]
+
+    def _with_views(
+        self, images: torch.Tensor, index: torch.Tensor, d: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``d`` (b,) lowered to each face's closest view, and the views' hinge losses summed per face (b,)."""
+        hinge = torch.zeros_like(d)
+        if self.views is None:
+            return d, hinge
+        owner, boxes = self.views
+        # Position of each batch face among the active ``index`` (-1: inactive).
+        where = torch.full((self.n,), -1, dtype=torch.long)
+        where[index.cpu()] = torch.arange(len(index))
+        local = where[owner]
+        rows = (local >= 0).nonzero()[:, 0]
+        if len(rows) == 0:
+            return d, hinge
+        local = local[rows].to(images.device)
+        emb = self.recognizer.embed_views(images[local], boxes[rows])
+        dv = self.distance(emb, self.view_reference[rows.to(emb.device)].to(emb))
+        hinge = hinge.index_add(0, local, (self.target - dv).clamp(min=0))
+        return d.scatter_reduce(0, local, dv if d.requires_grad else dv.detach(), "amin"), hinge
 
     def _all_distances(self, emb: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Distances ``(1 + K, b)`` of embeddings ``(b, D)`` to the original, then to each of ``others``."""
@@ -303,11 +350,13 @@ class DodgeObjective(_EmbeddingObjective):
         return torch.stack(out)
 
     def __call__(self, images, index):
-        emb = self.embed(images, index, jitter=True)
+        x, lm = self._inputs(images, index, jitter=True)
+        emb = self.recognizer(x, lm)
         ref = self.reference[index].to(emb)
         ds = self._all_distances(emb, index)
         d = ds[0]
-        loss = (self.target - ds).clamp(min=0).sum(dim=0)
+        nearest, hinge = self._with_views(x, index, ds.detach().min(dim=0).values)
+        loss = (self.target - ds).clamp(min=0).sum(dim=0) + hinge
         # The original is a minimum of any distance, so its gradient is zero
         # there: while a face still sits (almost) on its own embedding, push
         # it along a fixed pseudo-random direction to break the symmetry.
@@ -315,7 +364,7 @@ class DodgeObjective(_EmbeddingObjective):
         if bool(stuck.any()):
             kick = -((emb - ref) * self._directions(index).to(emb)).sum(dim=1)
             loss = loss + stuck * kick
-        return self._weight(loss, index), self._confirm(images, index, ds.detach().min(dim=0).values > self.target)
+        return self._weight(loss, index), self._confirm(images, index, nearest > self.target)
 
     def _directions(self, index: torch.Tensor) -> torch.Tensor:
         if getattr(self, "_u", None) is None or len(self._u) != len(self.reference):

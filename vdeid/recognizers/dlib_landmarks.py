@@ -66,63 +66,70 @@ class ShapePredictor:
         return self.model.initial_shape.shape[0]
 
     def __call__(self, gray: np.ndarray, box, *, round_points: bool = True) -> np.ndarray:
-        """Landmarks of the face in ``box``.
+        """Landmarks of the face in ``box`` (or in each of several boxes).
 
         Parameters
         ----------
         gray : ndarray of shape (H, W)
             dlib grey levels (0..255 integers; see :func:`rgb_to_dlib_gray`).
-        box : sequence of 4 float
+        box : array_like of shape (4,) or (N, 4)
             ``left, top, right, bottom`` in pixels (dlib's inclusive rectangle).
+            Several boxes on the same image run as one vectorised pass.
         round_points : bool
             Round the result to whole pixels, as dlib's ``full_object_detection``
             does.
 
         Returns
         -------
-        ndarray of shape (P, 2), float64
+        ndarray of shape (P, 2) or (N, P, 2), float64
             ``(x, y)`` image pixels, in the model's landmark order.
         """
         m = self.model
-        left, top, right, bottom = (float(v) for v in box)
-        # unnormalizing_tform: unit square → box corners (dlib's rectangle).
-        origin = np.array([left, top], np.float64)
-        extent = np.array([right - left, bottom - top], np.float64)
+        boxes = np.asarray(box, np.float64)
+        single = boxes.ndim == 1
+        boxes = boxes.reshape(-1, 4)
+        n = len(boxes)
+        # unnormalizing_tform: unit square -> box corners (dlib's rectangle).
+        origin = boxes[:, None, :2]
+        extent = boxes[:, None, 2:] - boxes[:, None, :2]
         height, width = gray.shape
+        rows = np.arange(n)[:, None]
+        trees = self._trees[None]
         # float32 throughout, adding the trees one after another, as dlib
         # does: it keeps feature-pixel rounding identical to dlib's.
-        shape = m.initial_shape.astype(np.float32)
+        shape = np.broadcast_to(m.initial_shape.astype(np.float32), (n,) + m.initial_shape.shape).copy()
         for level in range(len(m.split_idx)):
             linear = _similarity_linear(m.initial_shape, shape).astype(np.float32)
-            points = m.deltas[level] @ linear.T + shape[m.anchor_idx[level]]
+            points = np.einsum("fk,njk->nfj", m.deltas[level], linear) + shape[:, m.anchor_idx[level]]
             pixels = np.floor(points.astype(np.float64) * extent + origin + 0.5).astype(np.int64)
-            x, y = pixels[:, 0], pixels[:, 1]
+            x, y = pixels[..., 0], pixels[..., 1]
             inside = (x >= 0) & (y >= 0) & (x < width) & (y < height)
-            features = np.zeros(len(pixels), np.float32)
+            features = np.zeros(x.shape, np.float32)
             features[inside] = gray[y[inside], x[inside]]
-            node = np.zeros(len(self._trees), np.int64)
+            node = np.zeros((n, len(self._trees)), np.int64)
             idx, thresh = m.split_idx[level], m.split_thresh[level]
             for _ in range(self.depth):
-                i1 = idx[self._trees, node, 0]
-                i2 = idx[self._trees, node, 1]
-                left_child = features[i1] - features[i2] > thresh[self._trees, node]
+                f1 = features[rows, idx[trees, node, 0]]
+                f2 = features[rows, idx[trees, node, 1]]
+                left_child = f1 - f2 > thresh[trees, node]
                 node = 2 * node + np.where(left_child, 1, 2)
-            leaves = m.leaf_values[level][self._trees, node - idx.shape[1]]
-            shape = np.cumsum(np.concatenate([shape[None], leaves]), axis=0, dtype=np.float32)[-1]
+            leaves = m.leaf_values[level][trees, node - idx.shape[1]]
+            shape = np.cumsum(np.concatenate([shape[:, None], leaves], axis=1), axis=1, dtype=np.float32)[:, -1]
         out = shape.astype(np.float64) * extent + origin
-        return np.floor(out + 0.5) if round_points else out
+        out = np.floor(out + 0.5) if round_points else out
+        return out[0] if single else out
 
 
 def _similarity_linear(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2×2 part of the least-squares similarity from ``src`` (P, 2) to ``dst`` (P, 2)."""
+    """2×2 parts ``(N, 2, 2)`` of the least-squares similarities from ``src`` (P, 2) to each ``dst`` (N, P, 2)."""
     a = src - src.mean(axis=0)
-    b = dst - dst.mean(axis=0)
+    b = dst - dst.mean(axis=1, keepdims=True)
     den = float((a * a).sum())
     if den <= 0:
-        return np.eye(2)
-    re = float((a * b).sum()) / den
-    im = float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()) / den
-    return np.array([[re, -im], [im, re]])
+        return np.broadcast_to(np.eye(2), (len(dst), 2, 2))
+    re = (a * b).sum(axis=(1, 2)) / den
+    im = (a[:, 0] * b[..., 1] - a[:, 1] * b[..., 0]).sum(axis=1) / den
+    return np.stack([np.stack([re, -im], axis=-1), np.stack([im, re], axis=-1)], axis=1)
 
 
 def rgb_to_dlib_gray(rgb: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ __all__ = [
     "DlibResNet",
     "MTCNN_TEMPLATE",
     "DLIB_BOX",
+    "EDGE_VIEWS",
     "CHIP_SIZE",
     "CHIP_PADDING",
     "default_weights_path",
@@ -83,6 +84,20 @@ MTCNN_TEMPLATE = torch.tensor(
 #: :data:`MTCNN_TEMPLATE` (mean over the same faces); it seeds the shape
 #: predictor the way dlib's detector box does.
 DLIB_BOX = torch.tensor([-0.15619, -0.18926, 1.14372, 1.15680], dtype=torch.float64)
+
+#: Further start boxes of the shape predictor for faces the frame edge cuts
+#: (:meth:`DlibResNet.alignment_views`): ``(scale, shift)`` of the box from
+#: :meth:`DlibResNet.start_boxes`, the shift in box sides towards the inside of
+#: the frame. They span the boxes dlib's HOG and CNN detectors give such faces
+#: on the shared selfie clip (scale 0.64-0.96, shifted inwards 0.13-0.32).
+EDGE_VIEWS = torch.tensor(
+    [[s, d] for s in (0.7, 0.85, 1.0) for d in (0.0, 0.15, 0.3) if (s, d) != (1.0, 0.0)], dtype=torch.float64
+)
+#: A start box with more than this share of its area outside the crop marks a
+#: face cut by the frame edge.
+EDGE_FRACTION = 0.1
+#: Chips closer than this (chip pixels at corners and centre) count as one view.
+VIEW_TOLERANCE = 4.0
 
 # Residual units as (output channels, downsampling) in forward order:
 # alevel4 … alevel0 of dlib's anet_type.
@@ -215,7 +230,30 @@ class DlibResNet(Recognizer):
         """
         return extract_dlib_chips(crops, self.chip_transforms(crops, landmarks), CHIP_SIZE)
 
-    def chip_transforms(self, crops: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+    def start_boxes(self, landmarks: torch.Tensor) -> torch.Tensor:
+        """The shape predictor's start box of each face, from MTCNN's landmarks.
+
+        Parameters
+        ----------
+        landmarks : Tensor of shape (B, 5, 2)
+            MTCNN ``(x, y)`` landmarks in crop pixels.
+
+        Returns
+        -------
+        Tensor of shape (B, 4), float64
+            ``left, top, right, bottom`` in crop pixels (not rounded): where
+            dlib's HOG detector puts a face with these landmarks, on average.
+        """
+        check_shape(landmarks, ["B", 5, 2], "landmarks")
+        frames = similarity_transform(template_to_chip(MTCNN_TEMPLATE, CHIP_SIZE, CHIP_PADDING), _points(landmarks))
+        corners = template_to_chip(DLIB_BOX.view(2, 2), CHIP_SIZE, CHIP_PADDING)
+        centre = frames[:, :, :2] @ corners.mean(dim=0) + frames[:, :, 2]
+        half = (corners[1] - corners[0])[None] * frames[:, :, 0].norm(dim=1)[:, None] / 2
+        return torch.cat([centre - half, centre + half], dim=1)
+
+    def chip_transforms(
+        self, crops: torch.Tensor, landmarks: torch.Tensor, boxes: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """dlib's chip-template → crop similarity of each face (no gradient).
 
         Parameters
@@ -225,33 +263,145 @@ class DlibResNet(Recognizer):
             ``refine`` is on.
         landmarks : Tensor of shape (B, 5, 2)
             MTCNN ``(x, y)`` landmarks in crop pixels.
+        boxes : Tensor of shape (B, V, 4), optional
+            Start the shape predictor from these V boxes per face (crop
+            pixels) instead of :meth:`start_boxes`. Needs ``refine``.
 
         Returns
         -------
-        Tensor of shape (B, 2, 3), float64
+        Tensor of shape (B, 2, 3), or (B, V, 2, 3) with ``boxes``; float64
             For :func:`~vdeid.recognizers.align.extract_dlib_chips`.
         """
         check_shape(crops, ["B", 3, "H", "W"], "crops")
         check_shape(landmarks, [crops.shape[0], 5, 2], "landmarks")
-        points = landmarks.detach().double().cpu()
-        if not torch.isfinite(points).all():
-            raise ValueError("landmarks must be finite (a bridged face without landmarks cannot be aligned)")
-        mtcnn_template = template_to_chip(MTCNN_TEMPLATE, CHIP_SIZE, CHIP_PADDING)
-        # Like dlib, fit template → landmarks (least squares in image space).
-        frames = similarity_transform(mtcnn_template, points)
         if not self.refine:
-            return frames
-        box_corners = template_to_chip(DLIB_BOX.view(2, 2), CHIP_SIZE, CHIP_PADDING)
-        centre = frames[:, :, :2] @ box_corners.mean(dim=0) + frames[:, :, 2]
-        scale = frames[:, :, 0].norm(dim=1)
-        half = (box_corners[1] - box_corners[0])[None] * scale[:, None] / 2
-        boxes = torch.cat([centre - half, centre + half], dim=1).round().numpy()
+            if boxes is not None:
+                raise ValueError("start boxes need refine=True (they seed the shape predictor)")
+            # Like dlib, fit template → landmarks (least squares in image space).
+            return similarity_transform(template_to_chip(MTCNN_TEMPLATE, CHIP_SIZE, CHIP_PADDING), _points(landmarks))
+        start = self.start_boxes(landmarks)[:, None] if boxes is None else boxes.double().cpu()
         gray = rgb_to_dlib_gray(crops.detach().permute(0, 2, 3, 1).cpu().numpy())
         dlib_points = torch.from_numpy(
-            np.stack([self.shape_predictor(g, box) for g, box in zip(gray, boxes)])
+            np.stack([self.shape_predictor(g, b) for g, b in zip(gray, start.round().numpy())])
         )
         dlib_template = template_to_chip(DLIB_5POINT_TEMPLATE, CHIP_SIZE, CHIP_PADDING)
-        return similarity_transform(dlib_template, dlib_points)
+        out = similarity_transform(dlib_template, dlib_points.flatten(0, 1)).view(len(start), -1, 2, 3)
+        return out[:, 0] if boxes is None else out
+
+    def alignment_views(
+        self,
+        crops: torch.Tensor,
+        landmarks: torch.Tensor,
+        bounds: torch.Tensor | None = None,
+        *,
+        tolerance: float = VIEW_TOLERANCE,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Further chips an invader's own detector may plausibly give each face.
+
+        dlib's chip depends on the box its shape predictor starts from. Where
+        the face is whole, dlib's HOG box agrees with :meth:`start_boxes` and
+        the chips agree (within about a pixel on the shared clips). Where the
+        frame edge cuts the face, MTCNN extrapolates the hidden part (its
+        landmarks may lie outside the frame) while dlib's detectors box the
+        visible part, smaller and further inside (a third smaller and a third
+        of a side inwards on the shared selfie clip), and the predictor
+        follows that box. So for a face whose start box lies more than
+        :data:`EDGE_FRACTION` outside the frame, the predictor is also started
+        from the boxes of :data:`EDGE_VIEWS`; every chip that differs from the
+        default one, and from those already kept, by more than ``tolerance``
+        is kept, so an attack can be made to hold for all of them. Their
+        start boxes are returned: like an invader, :meth:`embed_views` runs
+        the predictor on the pixels it is given.
+
+        Parameters
+        ----------
+        crops : Tensor of shape (B, 3, H, W)
+            Float RGB in [0, 1].
+        landmarks : Tensor of shape (B, 5, 2)
+            MTCNN ``(x, y)`` landmarks in crop pixels.
+        bounds : Tensor of shape (B, 4), optional
+            The frame's ``left, top, right, bottom`` in crop pixels (the
+            frame edge); default: the crop's own edges.
+        tolerance : float
+            Chips whose corners and centre all lie within this many chip
+            pixels of a kept chip's count as the same.
+
+        Returns
+        -------
+        owner : Tensor of shape (N,), int64
+            The face (row of ``crops``) of each further chip; N = 0 when no
+            face needs one.
+        boxes : Tensor of shape (N, 4), float64
+            Their start boxes ``left, top, right, bottom`` in crop pixels,
+            for :meth:`embed_views`.
+        """
+        none = torch.zeros(0, dtype=torch.long), torch.zeros(0, 4, dtype=torch.float64)
+        if not self.refine or len(crops) == 0:
+            return none
+        start = self.start_boxes(landmarks)
+        if bounds is None:
+            height, width = crops.shape[-2:]
+            bounds = torch.tensor([[0, 0, width, height]]).expand(len(crops), 4)
+        bounds = bounds.double().cpu()
+        inner = torch.cat(
+            [torch.maximum(start[:, :2], bounds[:, :2]), torch.minimum(start[:, 2:], bounds[:, 2:])], dim=1
+        )
+        area = (start[:, 2:] - start[:, :2]).prod(dim=1)
+        outside = 1 - (inner[:, 2:] - inner[:, :2]).clamp(min=0).prod(dim=1) / area
+        cut = (outside > EDGE_FRACTION).nonzero()[:, 0]
+        if len(cut) == 0:
+            return none
+        side = (start[cut, 2:] - start[cut, :2]).mean(dim=1, keepdim=True)
+        centre = (start[cut, :2] + start[cut, 2:]) / 2
+        inwards = (inner[cut, :2] + inner[cut, 2:]) / 2 - centre
+        inwards = inwards / inwards.norm(dim=1, keepdim=True).clamp(min=1e-9)
+        views = EDGE_VIEWS.to(start)
+        # (b, V, 2) centres and half-sides of the edge views' start boxes.
+        centres = centre[:, None] + views[None, :, 1:] * inwards[:, None] * side[:, None]
+        half = views[None, :, :1] * side[:, None] / 2
+        boxes = torch.cat([centres - half, centres + half], dim=2)
+        every = self.chip_transforms(crops[cut], landmarks[cut], boxes)
+        nominal = self.chip_transforms(crops[cut], landmarks[cut])
+        probe = torch.tensor(
+            [[0, 0, 1], [CHIP_SIZE - 1, 0, 1], [0, CHIP_SIZE - 1, 1], [CHIP_SIZE - 1, CHIP_SIZE - 1, 1],
+             [(CHIP_SIZE - 1) / 2, (CHIP_SIZE - 1) / 2, 1]],
+            dtype=torch.float64,
+        )
+        owner, kept = [], []
+        for b, face in enumerate(cut.tolist()):
+            # tolerance in chip pixels → crop pixels (the transform's scale)
+            limit = tolerance * float(nominal[b, :, 0].norm())
+            seen = [nominal[b] @ probe.T]
+            for t, box in zip(every[b], boxes[b]):
+                pts = t @ probe.T
+                if all(float((pts - m).norm(dim=0).max()) > limit for m in seen):
+                    seen.append(pts)
+                    owner.append(face)
+                    kept.append(box)
+        if not kept:
+            return none
+        return torch.tensor(owner, dtype=torch.long), torch.stack(kept)
+
+    def embed_views(self, crops: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Descriptors of the faces the shape predictor finds from given start boxes.
+
+        Parameters
+        ----------
+        crops : Tensor of shape (B, 3, H, W)
+            Float RGB in [0, 1]; the descriptors are differentiable in them
+            (the predictor reads them without gradient).
+        boxes : Tensor of shape (B, 4)
+            One start box per crop, ``left, top, right, bottom`` in crop
+            pixels (from :meth:`alignment_views`).
+
+        Returns
+        -------
+        Tensor of shape (B, 128)
+        """
+        check_shape(boxes, [len(crops), 4], "boxes")
+        dummy = torch.zeros(len(crops), 5, 2, dtype=torch.float64)
+        transforms = self.chip_transforms(crops, dummy, boxes[:, None])[:, 0]
+        return self.embed_chips(extract_dlib_chips(crops, transforms.to(crops.device), CHIP_SIZE))
 
     def embed_chips(self, chips: torch.Tensor) -> torch.Tensor:
         """128-D descriptors of ``(B, 3, 150, 150)`` RGB chips in [0, 1]."""
@@ -386,3 +536,11 @@ def load_dlib_resnet(
 @register_recognizer("dlib", "dlib face-recognition ResNet, 128-D, Euclidean 0.6 (face_recognition_models)")
 def _create_dlib(path: str | None, device: str) -> DlibResNet:
     return load_dlib_resnet(path, device=device)
+
+
+def _points(landmarks: torch.Tensor) -> torch.Tensor:
+    """Landmarks as float64 on the CPU, checked finite."""
+    points = landmarks.detach().double().cpu()
+    if not torch.isfinite(points).all():
+        raise ValueError("landmarks must be finite (a bridged face without landmarks cannot be aligned)")
+    return points
