@@ -197,7 +197,7 @@ def test_alignment_views_are_attacked_and_verified(where):
 def test_bfloat16_attack_is_verified_in_float32():
     frame = _frame()
     faces = _faces([[14, 20, 38, 44], [64, 30, 100, 66]])
-    method = _method(precision="bfloat16")
+    method = _method(precision="bfloat16", compression=True)  # the proxy runs under autocast too
     out, outcomes = method.protect([frame], [faces])
     for i, o in enumerate(outcomes):
         assert o.reached and o.method == "pfgvm"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import vdeid
-from vdeid.config import Config, EncodeConfig, TrackConfig
+from vdeid.config import AttackConfig, Config, EncodeConfig, TrackConfig
 from vdeid.detect import FaceDetector
 from vdeid.errors import InputError, OutputError
 from vdeid.faces import Faces, expand_boxes
@@ -168,6 +168,21 @@ def test_small_faces_switches_to_tiled_detection(tmp_path, monkeypatch):
     assert any("tiled detection" in n for n in report.notes)
     # 640x360 frames are one tile, upscaled 1.5x, plus the shrunk whole-frame pass.
     assert (540, 960) in sizes and max(sizes) == (540, 960) and min(sizes)[0] < 360
+
+
+def test_video_faces_get_the_video_margin_on_top(tmp_path, monkeypatch):
+    seen = []
+    real = vdeid.pipeline.create_method
+
+    def spy(name, config):
+        seen.append((name, config.attack.margin))
+        return real(name, config)
+
+    monkeypatch.setattr("vdeid.pipeline.create_method", spy)
+    config = replace(BLUR, attack=AttackConfig(margin=0.1, video_margin=0.05))
+    vdeid.process_video(SAMPLE, tmp_path / "o.mp4", config)
+    assert seen[0] == ("blur", pytest.approx(0.15))
+    assert config.attack.margin == 0.1  # the caller's config is not changed
 
 
 def test_existing_output_refused_and_input_never_overwritten(tmp_path):

@@ -116,7 +116,9 @@ def process_video(
             detector = create_detector(config.detect, device, frame_size, small_faces=config.track.small_faces)
             if not isinstance(detector, FaceDetector):
                 report.notes.append(f"small faces: tiled detection, {detector!r}")
-        method = create_method(config.method, replace(config, device=device))
+        # The encoder takes some distance off, so video faces start further away.
+        lossy = replace(config.attack, margin=config.attack.margin + config.attack.video_margin)
+        method = create_method(config.method, replace(config, device=device, attack=lossy))
         fallback = _fallback_for(method, config, device)
         recorder = TrackRecorder(frame_size=frame_size) if tracks_out is not None else None
         queued = 2 * max(config.chunk_frames, config.detect.batch_size)

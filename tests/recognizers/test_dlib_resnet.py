@@ -196,6 +196,22 @@ def test_alignment_views_only_for_faces_the_frame_edge_cuts(model, reference, mt
     assert float((views - nominal).norm(dim=1).min()) > 1e-3
 
 
+def test_bfloat16_autocast_stays_close_to_float32(model, reference, mtcnn, astronaut):
+    """The engine's ``precision="bfloat16"`` path: bf16 crops and passes still align and embed."""
+    crop = np.ascontiguousarray(astronaut[20:240, 110:340])
+    _, points, _ = _dlib_face(reference, crop)
+    landmarks = torch.from_numpy(_mtcnn_landmarks(mtcnn, crop, points))[None]
+    crops = _to_tensor(crop)
+    with torch.no_grad():
+        full = model(crops, landmarks)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(crops.bfloat16(), landmarks)
+    assert low.dtype == torch.bfloat16
+    # bf16 moves the descriptor by about 0.1 (0.106 here): the size of the
+    # margin, hence the float32 verification of every face.
+    assert float((low.float() - full).norm()) < 0.2
+
+
 def test_mtcnn_pipeline_agrees_with_dlibs_pipeline(model, reference, mtcnn, images):
     """MTCNN → our alignment → our network ≈ dlib HOG → dlib 5 points → dlib network.
 

@@ -280,7 +280,7 @@ class DlibResNet(Recognizer):
             # Like dlib, fit template → landmarks (least squares in image space).
             return similarity_transform(template_to_chip(MTCNN_TEMPLATE, CHIP_SIZE, CHIP_PADDING), _points(landmarks))
         start = self.start_boxes(landmarks)[:, None] if boxes is None else boxes.double().cpu()
-        gray = rgb_to_dlib_gray(crops.detach().permute(0, 2, 3, 1).cpu().numpy())
+        gray = rgb_to_dlib_gray(crops.detach().float().permute(0, 2, 3, 1).cpu().numpy())
         dlib_points = torch.from_numpy(
             np.stack([self.shape_predictor(g, b) for g, b in zip(gray, start.round().numpy())])
         )
