@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -137,8 +138,15 @@ from .batch import batch  # noqa: E402 -- registered after the group is defined
 cli.add_command(batch)
 
 
+def _terminate(signum, frame) -> None:
+    # A killed run (SIGTERM: a job scheduler, `timeout`, `kill`) removes its
+    # partial outputs exactly as Ctrl-C does.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point: one-line errors and exit codes instead of tracebacks."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

@@ -104,3 +104,25 @@ def test_help_defaults_come_from_config(capsys):
     assert f"(default {Config().attack.max_iter})" in text
     assert f"(default {Config().attack.margin})" in text
     assert "{default}" not in text
+
+
+def test_sigterm_leaves_no_partial_output(tmp_path):
+    """A killed run cleans up like Ctrl-C: no output, no hidden partial file, exit 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "o.mp4"
+    cmd = [sys.executable, "-c", "from cli.main import main; main()", "process", str(SAMPLE), "-o", str(out),
+           "--method", "blur", "--device", "cpu", "--preset", "ultrafast", "-q"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert list(tmp_path.iterdir()) == []
