@@ -109,6 +109,8 @@ def cold_iterations(clip: Path, n_frames: int, threads: int) -> list[int]:
     picks = np.unique(np.linspace(0, len(frames) - 1, n_frames).round().astype(int))
     config = Config(device="cpu")
     config.attack.warm_start = False
+    # The same target as `vdeid process`, which adds the video margin.
+    config.attack.margin += config.attack.video_margin
     detector = FaceDetector(config.detect, "cpu")
     engine = AdversarialMethod(config, attack="pfgvm")
     out = []
