@@ -279,14 +279,17 @@ class DlibResNet(Recognizer):
                 raise ValueError("start boxes need refine=True (they seed the shape predictor)")
             # Like dlib, fit template → landmarks (least squares in image space).
             return similarity_transform(template_to_chip(MTCNN_TEMPLATE, CHIP_SIZE, CHIP_PADDING), _points(landmarks))
-        start = self.start_boxes(landmarks)[:, None] if boxes is None else boxes.double().cpu()
+        if boxes is None:
+            return self._predicted_transforms(crops, self.start_boxes(landmarks)[:, None])[:, 0]
+        return self._predicted_transforms(crops, boxes)
+
+    def _predicted_transforms(self, crops: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Chip transforms ``(B, V, 2, 3)`` from dlib's predictor run from ``(B, V, 4)`` start boxes."""
         gray = rgb_to_dlib_gray(crops.detach().float().permute(0, 2, 3, 1).cpu().numpy())
-        dlib_points = torch.from_numpy(
-            np.stack([self.shape_predictor(g, b) for g, b in zip(gray, start.round().numpy())])
-        )
+        start = boxes.double().cpu().round().numpy()
+        dlib_points = torch.from_numpy(np.stack([self.shape_predictor(g, b) for g, b in zip(gray, start)]))
         dlib_template = template_to_chip(DLIB_5POINT_TEMPLATE, CHIP_SIZE, CHIP_PADDING)
-        out = similarity_transform(dlib_template, dlib_points.flatten(0, 1)).view(len(start), -1, 2, 3)
-        return out[:, 0] if boxes is None else out
+        return similarity_transform(dlib_template, dlib_points.flatten(0, 1)).view(len(start), -1, 2, 3)
 
     def alignment_views(
         self,
@@ -399,8 +402,7 @@ class DlibResNet(Recognizer):
         Tensor of shape (B, 128)
         """
         check_shape(boxes, [len(crops), 4], "boxes")
-        dummy = torch.zeros(len(crops), 5, 2, dtype=torch.float64)
-        transforms = self.chip_transforms(crops, dummy, boxes[:, None])[:, 0]
+        transforms = self._predicted_transforms(crops, boxes[:, None])[:, 0]
         return self.embed_chips(extract_dlib_chips(crops, transforms.to(crops.device), CHIP_SIZE))
 
     def embed_chips(self, chips: torch.Tensor) -> torch.Tensor:
