@@ -56,9 +56,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import av
 import numpy as np
 
+from protect_videos import frames_of  # the sibling benchmark's decoder
 from vdeid import process_video
 from vdeid.config import Config, EncodeConfig
 from vdeid.faces import expand_boxes
@@ -68,15 +68,6 @@ from vdeid.track import read_tracks
 COVER = 0.9
 LEAK_CORE = 0.5
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v"}
-
-
-def frames_of(path: Path):
-    """Decoded RGB frames, ``(H, W, 3)`` uint8, in decode order (as vdeid numbers them)."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24")
 
 
 def hog_faces(clip: Path, cache: Path) -> list[list[list[float]]]:

@@ -51,7 +51,7 @@ from vdeid.engine import AdversarialMethod  # noqa: E402
 
 
 def frames_of(path: Path):
-    """Yield (H, W, 3) uint8 RGB frames of a video."""
+    """Yield (H, W, 3) uint8 RGB frames of a video, in decode order, with PyAV's default conversion."""
     import av
 
     with av.open(str(path)) as container:

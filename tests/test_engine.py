@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from attacks.tiny_models import TEMPLATE, TinyRecognizer
+from attacks.tiny_models import TEMPLATE, BoxViewRecognizer, TinyRecognizer
 from vdeid.config import Config
 from vdeid.engine import ATTACK_METHODS, AdversarialMethod
 from vdeid.faces import Faces, expand_boxes
@@ -158,8 +158,8 @@ def test_dodging_faces_also_leave_their_mirrored_original():
     assert o.reached and d > THRESHOLD + 0.02 - 1e-3
 
 
-class _ViewRecognizer(TinyRecognizer):
-    """TinyRecognizer with one further alignment per face: its template inside a start box."""
+class _ViewRecognizer(BoxViewRecognizer):
+    """One further alignment per face: the face's own box, or a patch outside its region."""
 
     def __init__(self, where: str):
         super().__init__(threshold=THRESHOLD)
@@ -171,10 +171,6 @@ class _ViewRecognizer(TinyRecognizer):
         if self.where == "corner":  # a patch of the crop outside the face's region
             lo, side = torch.zeros_like(lo), torch.full_like(side, 6.0)
         return torch.arange(len(crops)), torch.cat([lo, lo + side[:, None]], dim=1).double()
-
-    def embed_views(self, crops, boxes):
-        lo, hi = boxes[:, None, :2], boxes[:, None, 2:]
-        return self(crops, (lo + (hi - lo) * TEMPLATE[None] / 32).to(crops))
 
 
 @pytest.mark.parametrize("where", ["face", "corner"])

@@ -662,7 +662,7 @@ class AdversarialMethod:
             ok = torch.ones(len(batch), dtype=torch.bool, device=self.device)
             worst = torch.full((len(batch),), float("inf"), device=self.device)
             # The views the attack had: chosen on the original pixels, aligned on the written ones.
-            clean = self._stack(batch)[0]
+            clean = self._stack(batch)[0] if self.cfg.alignment_views else x
             views = self._views(batch, clean, lm)
             with torch.no_grad():
                 for r, rec in enumerate(self.recognizers):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tiny_models import TEMPLATE, TinyClassifier, TinyRecognizer, face_batch
+from tiny_models import BoxViewRecognizer, TinyClassifier, TinyRecognizer, face_batch
 from vdeid.attacks import (
     BIM,
     IFGSM,
@@ -222,17 +222,8 @@ def test_dodge_with_others_must_leave_every_reference():
     assert bool((obj.score(result.images, index) > 0.02).all())
 
 
-class _BoxViews(TinyRecognizer):
-    """TinyRecognizer that also embeds the chip its template gives inside a start box (like dlib's views)."""
-
-    def embed_views(self, crops, boxes):
-        lo, hi = boxes[:, None, :2], boxes[:, None, 2:]
-        landmarks = lo + (hi - lo) * (TEMPLATE[None] / 32.0)
-        return self(crops, landmarks.to(crops))
-
-
 def test_dodge_with_views_must_leave_the_original_under_each_view():
-    rec = _BoxViews(threshold=0.1)
+    rec = BoxViewRecognizer(threshold=0.1)
     x, lm = face_batch(2, size=40)
     mask = torch.zeros(2, 1, 40, 40)
     mask[:, :, :, :20] = 1.0  # the attack may only touch the left half

@@ -65,6 +65,14 @@ class TinyRecognizer(Recognizer):
         return F.normalize(self.fc(x.flatten(1)), dim=1)
 
 
+class BoxViewRecognizer(TinyRecognizer):
+    """TinyRecognizer that also embeds the chip its template gives inside a start box (dlib's views)."""
+
+    def embed_views(self, crops, boxes):
+        lo, hi = boxes[:, None, :2], boxes[:, None, 2:]
+        return self(crops, (lo + (hi - lo) * TEMPLATE[None] / 32.0).to(crops))
+
+
 class TinyClassifier(nn.Module):
     """A conv + linear classifier over ``(B, 3, 16, 16)`` images, ``classes`` logits."""
 

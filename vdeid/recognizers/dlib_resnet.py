@@ -362,9 +362,10 @@ class DlibResNet(Recognizer):
         # (b, V, 2) centres and half-sides of the edge views' start boxes.
         centres = centre[:, None] + views[None, :, 1:] * inwards[:, None] * side[:, None]
         half = views[None, :, :1] * side[:, None] / 2
-        boxes = torch.cat([centres - half, centres + half], dim=2)
-        every = self.chip_transforms(crops[cut], landmarks[cut], boxes)
-        nominal = self.chip_transforms(crops[cut], landmarks[cut])
+        # One predictor pass per face: its own start box first, then the edge views.
+        boxes = torch.cat([start[cut, None], torch.cat([centres - half, centres + half], dim=2)], dim=1)
+        every = self._predicted_transforms(crops[cut], boxes)
+        nominal, every, boxes = every[:, 0], every[:, 1:], boxes[:, 1:]
         probe = torch.tensor(
             [[0, 0, 1], [CHIP_SIZE - 1, 0, 1], [0, CHIP_SIZE - 1, 1], [CHIP_SIZE - 1, CHIP_SIZE - 1, 1],
              [(CHIP_SIZE - 1) / 2, (CHIP_SIZE - 1) / 2, 1]],
