@@ -109,7 +109,9 @@ def cold_iterations(clip: Path, n_frames: int, threads: int) -> list[int]:
     picks = np.unique(np.linspace(0, len(frames) - 1, n_frames).round().astype(int))
     config = Config(device="cpu")
     config.attack.warm_start = False
-    # The same target as `vdeid process`, which adds the video margin.
+    # The target `vdeid process` aims for before its encoder check (margin +
+    # video margin). Iterations spent continuing faces after that check are
+    # counted for the warm faces only, which is conservative for warm/cold.
     config.attack.margin += config.attack.video_margin
     detector = FaceDetector(config.detect, "cpu")
     engine = AdversarialMethod(config, attack="pfgvm")

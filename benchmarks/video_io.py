@@ -25,8 +25,7 @@ from av.video.reformatter import VideoReformatter
 
 from vdeid.config import EncodeConfig
 from vdeid.io import VideoSink, open_video
-from vdeid.io.video_sink import ENCODE_FLAGS
-from vdeid.io.video_source import DECODE_FLAGS_8BIT
+from vdeid.io.video_source import DECODE_FLAGS_8BIT, ENCODE_FLAGS
 
 
 def decode_fps(path: Path) -> tuple[int, float]:

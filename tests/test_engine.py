@@ -11,6 +11,7 @@ from vdeid.config import Config
 from vdeid.engine import ATTACK_METHODS, AdversarialMethod
 from vdeid.faces import Faces, expand_boxes
 from vdeid.imageops import to_float
+from vdeid.io.round_trip import EncoderRoundTrip, EncoderSettings
 from vdeid.methods.registry import create_method, list_methods
 
 THRESHOLD = 0.1
@@ -39,7 +40,7 @@ def _faces(boxes, track_ids=None, landmarks=True):
     return f
 
 
-def _method(attack="pfgvm", recognizer=None, **overrides):
+def _method(attack="pfgvm", recognizer=None, round_trip=None, **overrides):
     cfg = Config(device="cpu")
     cfg.attack.margin = 0.02
     cfg.attack.max_iter = 30
@@ -49,7 +50,8 @@ def _method(attack="pfgvm", recognizer=None, **overrides):
     cfg.attack.compression = False  # exercised on its own below; keeps the rest fast
     for k, v in overrides.items():
         setattr(cfg.attack, k, v)
-    return AdversarialMethod(cfg, attack=attack, recognizers=[recognizer or TinyRecognizer(threshold=THRESHOLD)])
+    recognizers = [recognizer or TinyRecognizer(threshold=THRESHOLD)]
+    return AdversarialMethod(cfg, attack=attack, recognizers=recognizers, round_trip=round_trip)
 
 
 def _distance(rec, frame_a, frame_b, face: Faces, i: int, margin=0.5) -> float:
@@ -199,6 +201,56 @@ def test_bfloat16_attack_is_verified_in_float32():
         assert o.reached and o.method == "pfgvm"
         # The float32 judge, independent of the engine, agrees.
         assert _distance(method.recognizers[0], frame, out[0], faces, i) > THRESHOLD + 0.02
+
+
+def _x264(crf: int) -> EncoderRoundTrip:
+    return EncoderRoundTrip(EncoderSettings("libx264", "yuv420p", {"crf": str(crf), "preset": "ultrafast"}, 128, 96))
+
+
+TWO_FACES = [[14, 20, 38, 44], [64, 30, 100, 66]]
+
+
+def test_faces_the_encoder_pushes_back_continue_until_they_survive_it():
+    frame, faces, trip = _frame(seed=1), _faces(TWO_FACES), _x264(18)
+    method = _method(compression=True, video_margin=0.0, max_iter=60, encoder_rounds=3, round_trip=trip)
+    out, outcomes = method.protect([frame], [faces])
+    # One face passed on the written frame but not after the encoder; continued, it survives it.
+    assert method.stats["encoder_short"] == 1 and method.stats["encoder_checks"] == 2
+    shipped = trip(out)[0]
+    for i, o in enumerate(outcomes):
+        assert o.reached and o.method == "pfgvm"
+        # Judged independently on what a viewer decodes.
+        assert _distance(method.recognizers[0], frame, shipped, faces, i) > THRESHOLD + 0.02
+
+
+def test_faces_the_encoder_pushes_back_fail_closed():
+    frame, faces, trip = _frame(seed=1), _faces(TWO_FACES), _x264(18)
+    # Without the compression proxy both faces pass on the written frame and lose it in the encoder.
+    unchecked = _method(video_margin=0.0, encoder_check=False, round_trip=trip)
+    out, outcomes = unchecked.protect([frame], [faces])
+    assert all(o.reached for o in outcomes) and unchecked.stats["encoder_checks"] == 0
+    assert all(_distance(unchecked.recognizers[0], frame, trip(out)[0], faces, i) < THRESHOLD for i in range(2))
+    checked = _method(video_margin=0.0, encoder_rounds=0, round_trip=trip)
+    _, outcomes = checked.protect([frame], [faces])
+    assert checked.stats["encoder_short"] == 2
+    assert [(o.method, o.reached) for o in outcomes] == [("blur", False)] * 2
+
+
+def test_video_faces_aim_for_the_video_margin_and_photos_do_not():
+    frame, faces = _frame(seed=1), _faces(TWO_FACES)
+    calls = []
+
+    def lossless(frames):
+        calls.append(len(frames))
+        return [f.copy() for f in frames]
+
+    method = _method(video_margin=0.05, round_trip=lossless)
+    out, outcomes = method.protect([frame], [faces])
+    assert calls == [1] and all(o.reached for o in outcomes)
+    assert all(_distance(method.recognizers[0], frame, out[0], faces, i) > THRESHOLD + 0.07 for i in range(2))
+    _, still = method.protect_still(frame, faces)
+    assert calls == [1] and method.round_trip is lossless  # no round trip for a photo
+    assert min(o.distance for o in still) < THRESHOLD + 0.07 < min(o.distance for o in outcomes)
 
 
 def test_uint16_frames_are_judged_on_10_bit_codes():

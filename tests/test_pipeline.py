@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import vdeid
-from vdeid.config import AttackConfig, Config, EncodeConfig, TrackConfig
+from vdeid.config import Config, EncodeConfig, TrackConfig
 from vdeid.detect import FaceDetector
 from vdeid.errors import InputError, OutputError
 from vdeid.faces import Faces, expand_boxes
@@ -170,19 +170,21 @@ def test_small_faces_switches_to_tiled_detection(tmp_path, monkeypatch):
     assert (540, 960) in sizes and max(sizes) == (540, 960) and min(sizes)[0] < 360
 
 
-def test_video_faces_get_the_video_margin_on_top(tmp_path, monkeypatch):
-    seen = []
+def test_adversarial_methods_get_the_outputs_encoder_round_trip(tmp_path, monkeypatch):
+    made = []
     real = vdeid.pipeline.create_method
 
     def spy(name, config):
-        seen.append((name, config.attack.margin))
-        return real(name, config)
+        method = real(name, config)
+        method.round_trip = None  # blur stands in for an adversarial method
+        made.append(method)
+        return method
 
     monkeypatch.setattr("vdeid.pipeline.create_method", spy)
-    config = replace(BLUR, attack=AttackConfig(margin=0.1, video_margin=0.05))
-    vdeid.process_video(SAMPLE, tmp_path / "o.mp4", config)
-    assert seen[0] == ("blur", pytest.approx(0.15))
-    assert config.attack.margin == 0.1  # the caller's config is not changed
+    report = vdeid.process_video(SAMPLE, tmp_path / "o.mp4", BLUR)
+    settings = made[0].round_trip.settings
+    assert (settings.encoder, settings.options["preset"], settings.pix_fmt) == ("libx264", "ultrafast", "yuv420p")
+    assert any("round trip through libx264" in n for n in report.notes)
 
 
 def test_existing_output_refused_and_input_never_overwritten(tmp_path):

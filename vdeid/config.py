@@ -190,9 +190,21 @@ class AttackConfig:
         the shape predictor started from smaller, inward boxes;
         ``DlibResNet.alignment_views``), not only under vdeid's own.
     video_margin : float
-        Added to ``margin`` for faces written into lossy video (``vdeid
-        process``): H.264 at CRF 18 takes 0.05-0.1 off real dlib's distance
-        on 50-110 px faces, which photos written losslessly do not lose.
+        Added to ``margin`` while attacking faces written into lossy video
+        (``vdeid process``): H.264 at CRF 18 takes 0.05-0.1 off real dlib's
+        distance on 50-110 px faces and 0.1-0.2 at 1080p, which photos
+        written losslessly do not lose. A head start: with
+        ``encoder_check`` the faces are then judged after the encoder,
+        against ``margin``.
+    encoder_check : bool
+        In video, judge every attacked face on the chunk as the output's
+        own encoder and decoder return it (an in-memory round trip at the
+        output's codec, CRF, preset and pixel format), not on the frames
+        handed to the encoder; a face that fails gets the fallback.
+    encoder_rounds : int
+        Encode-verify-continue rounds: a face the encoder pushed back under
+        its target continues with its remaining budget and a target raised
+        by what it fell short, and the chunk is encoded again.
     precision : {"float32", "bfloat16"}
         Precision of the recognisers' forward and backward passes during the
         attack (autocast; the perturbation stays float32). Every face is
@@ -219,6 +231,8 @@ class AttackConfig:
     mirror: bool = True
     alignment_views: bool = True
     video_margin: float = 0.08
+    encoder_check: bool = True
+    encoder_rounds: int = 2
     precision: Literal["float32", "bfloat16"] = "float32"
 
 

@@ -13,8 +13,11 @@ every attack of :mod:`vdeid.attacks` (registered as ``pfgvm``, ``ifgvm``,
    aligns the crop itself (differentiably), so what is written back is exactly
    what was optimised, with no resampling;
 3. judges success on the pixels as they will be written: straight-through
-   rounding to 8-bit codes (10-bit for uint16 frames) inside the loop, and a
-   final verification pass on the composited frames;
+   rounding to 8-bit codes (10-bit for uint16 frames) inside the loop, a
+   verification pass on the composited frames and, in video, a final one on
+   the chunk as the output's own encoder and decoder return it (an in-memory
+   round trip, :mod:`vdeid.io.round_trip`); a face the encoder pushed back
+   under its target continues with a target raised by what it fell short;
 4. fails closed: a face that misses its target within ``max_iter`` iterations
    (or has no landmarks to align with) gets the fallback method
    (``AttackConfig.fallback``, blur by default) and its
@@ -57,7 +60,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -112,6 +115,11 @@ WARM_OVERSHOOT = 1.1
 # Distance slack of the final verification (float noise between batch sizes).
 _VERIFY_TOLERANCE = 1e-3
 
+#: A face the encoder pushed back continues towards its old target plus what
+#: it fell short plus this much: the larger perturbation that follows loses
+#: a little more to the encoder too.
+ENCODER_SLACK = 0.03
+
 
 @dataclass
 class _Job:
@@ -135,6 +143,8 @@ class _Job:
     iterations: int = 0
     reached: bool = False
     distance: Optional[float] = None
+    margin: float = 0.0  # distance beyond the threshold the attack aims for
+    shortfall: float = 0.0  # how far the last verification found it from passing (<= 0: passed)
     warm: bool = False
     level: int = 0
     parent: Optional[int] = None  # job index this one's warm start comes from
@@ -172,16 +182,28 @@ class AdversarialMethod:
     fallback : Method, optional
         Method for faces the attack cannot protect; built from
         ``config.attack.fallback`` when None.
+    round_trip : callable, optional
+        The output's encoder and decoder, ``round_trip(frames) -> frames``
+        (lists of ``(H, W, 3)`` arrays of the frames' dtype), e.g.
+        :meth:`VideoSink.round_trip() <vdeid.io.video_sink.VideoSink.round_trip>`.
+        When given, faces aim for ``margin + video_margin`` and, with
+        ``encoder_check``, are judged against ``margin`` on what it returns.
+        None for lossless output (photos). (Default: None)
 
     Attributes
     ----------
     name : str
         The attack name (what :class:`~vdeid.methods.base.FaceOutcome` reports).
+    round_trip : callable or None
+        As the parameter; may be set after construction.
     stats : dict
         Counters of the last :meth:`protect` call: ``waves``, ``batches``,
         ``forward_faces`` (face-forwards through the recognisers),
-        ``rounds`` (extra verify-and-continue rounds) and ``faces`` (per face:
-        frame, index, whether it was warm-started, iterations, reached).
+        ``rounds`` (extra verify-and-continue rounds), ``encoder_checks``
+        (round trips through the encoder), ``encoder_short`` (faces that
+        passed on the written frames but not after the first round trip)
+        and ``faces`` (per face: frame, index, whether it was warm-started,
+        iterations, reached).
 
     Notes
     -----
@@ -196,6 +218,7 @@ class AdversarialMethod:
         attack: str = "pfgvm",
         recognizers: Optional[list] = None,
         fallback: Optional[Method] = None,
+        round_trip: Optional[Callable[[list[np.ndarray]], list[np.ndarray]]] = None,
     ):
         self.config = config or Config()
         self.cfg: AttackConfig = self.config.attack
@@ -203,6 +226,7 @@ class AdversarialMethod:
         self.device = resolve_device(self.config.device)
         self._recognizers = recognizers
         self._fallback = fallback
+        self.round_trip = round_trip
         self._tracks: dict[tuple, _TrackState] = {}
         self._last_keys: list[tuple] = []  # keys of the previous frame's faces
         self._last_boxes = np.zeros((0, 4), np.float32)
@@ -264,7 +288,10 @@ class AdversarialMethod:
             raise VdeidError(f"got {len(frames)} frames but {len(faces)} face lists")
         out = [np.array(f, copy=True) for f in frames]
         jobs = self._make_jobs(frames, faces)
-        self.stats = {"waves": 0, "batches": 0, "forward_faces": 0, "rounds": 0, "alignment_views": 0}
+        self.stats = {
+            "waves": 0, "batches": 0, "forward_faces": 0, "rounds": 0, "alignment_views": 0,
+            "encoder_checks": 0, "encoder_short": 0,
+        }
         if any(j.attackable for j in jobs):
             levels = self._levels(frames[0])
             self._run(frames, jobs, levels)
@@ -287,6 +314,8 @@ class AdversarialMethod:
                     job.init = torch.where(job.mask > 0, job.adv, written)
                 self.stats["rounds"] += 1
                 self._attack(retry, levels)
+            if self.round_trip is not None and self.cfg.encoder_check:
+                out = self._check_encoded(frames, out, jobs, levels)
         failed = [j for j in jobs if not j.reached]
         if failed:
             out = self._apply_fallback(out, faces, failed)
@@ -313,12 +342,14 @@ class AdversarialMethod:
             Same dtype as ``image``.
         outcomes : list of FaceOutcome
         """
-        saved = (self._tracks, self._last_keys, self._last_boxes)
+        # Photos are written losslessly: no encoder round trip, no video margin.
+        saved = (self._tracks, self._last_keys, self._last_boxes, self.round_trip)
         self._tracks, self._last_keys, self._last_boxes = {}, [], np.zeros((0, 4), np.float32)
+        self.round_trip = None
         try:
             frames, outcomes = self.protect([image], [faces])
         finally:
-            self._tracks, self._last_keys, self._last_boxes = saved
+            self._tracks, self._last_keys, self._last_boxes, self.round_trip = saved
         return frames[0], outcomes
 
     # -- building jobs ------------------------------------------------------------
@@ -326,6 +357,7 @@ class AdversarialMethod:
     def _make_jobs(self, frames: list[np.ndarray], faces: list[Faces]) -> list[_Job]:
         jobs: list[_Job] = []
         margin = float(self.config.detect.box_margin)
+        target = float(self.cfg.margin) + (float(self.cfg.video_margin) if self.round_trip is not None else 0.0)
         for t, (frame, fa) in enumerate(zip(frames, faces)):
             if frame.ndim != 3 or frame.shape[2] != 3:
                 raise VdeidError(f"frame {t} must have shape (H, W, 3), got {frame.shape}")
@@ -349,6 +381,7 @@ class AdversarialMethod:
                     landmarks=lm if lm is not None else np.full((5, 2), np.nan),
                     attackable=lm is not None and not context.empty and bool(np.all(np.isfinite(fa.boxes[i]))),
                     raw_box=np.asarray(fa.boxes[i], np.float32),
+                    margin=target,
                     bounds=np.array([0, 0, frame.shape[1], frame.shape[0]]) - [context.x0, context.y0] * 2,
                 )
                 jobs.append(job)
@@ -508,7 +541,8 @@ class AdversarialMethod:
 
     def _objective(self, batch: list[_Job], lm: torch.Tensor, views: list[Optional[tuple]]) -> Objective:
         members: list[Objective] = []
-        margin = float(self.cfg.margin)
+        margins = [j.margin for j in batch]
+        margin = margins[0] if len(set(margins)) == 1 else torch.tensor(margins, device=self.device)
         # Landmark jitter scales with the face: a fraction of its box side.
         sizes = torch.tensor([float(np.sqrt(np.prod(j.raw_box[2:] - j.raw_box[:2]))) for j in batch])
         jitter = (sizes * float(self.cfg.jitter)).to(self.device)
@@ -642,24 +676,27 @@ class AdversarialMethod:
             inside = (job.mask[0] > 0).cpu().numpy()[..., None]
             np.copyto(crop, written, where=np.broadcast_to(inside, crop.shape))
 
-    def _verify(self, out: list[np.ndarray], jobs: list[_Job]) -> None:
-        """Re-judge every attacked face on the frames as written (fail closed).
+    def _verify(self, out: list[np.ndarray], jobs: list[_Job], margin: Optional[float] = None) -> None:
+        """Re-judge every attacked face on ``out``, the frames as written or as decoded (fail closed).
 
-        A face counts as protected only if, on the written pixels, every
+        A face counts as protected only if, on those pixels, every
         recogniser puts it beyond its threshold plus the margin from its own
         original and, with ``mirror``, from the mirrored original
         (impersonation: within threshold minus margin of the donor and beyond
         the threshold from its own original), under vdeid's alignment and,
         with ``alignment_views``, under each further alignment of the face.
+        The margin is ``margin``, or each face's own target when None. Sets
+        each face's ``reached``, ``distance`` and ``shortfall``.
         """
         attacked = [j for j in jobs if j.shipped is not None]
-        # The loop stops a face as soon as it clears the target, so it sits
-        # just past it; a batch of another size can move the distance by
-        # float rounding. Tolerate that much (far below the margin).
-        margin = float(self.cfg.margin) - _VERIFY_TOLERANCE
         for batch in self._buckets(attacked):
+            # The loop stops a face as soon as it clears the target, so it sits
+            # just past it; a batch of another size can move the distance by
+            # float rounding. Tolerate that much (far below the margin).
+            margins = [j.margin if margin is None else margin for j in batch]
+            need = torch.tensor(margins, device=self.device) - _VERIFY_TOLERANCE
             x, lm, _ = self._stack(batch, [self._crop(out, j) for j in batch])
-            ok = torch.ones(len(batch), dtype=torch.bool, device=self.device)
+            short = torch.full((len(batch),), -float("inf"), device=self.device)
             worst = torch.full((len(batch),), float("inf"), device=self.device)
             # The views the attack had: chosen on the original pixels, aligned on the written ones.
             clean = self._stack(batch)[0] if self.cfg.alignment_views else x
@@ -679,13 +716,54 @@ class AdversarialMethod:
                     worst = torch.minimum(worst, d / thr)
                     if batch[0].donor is not None:  # buckets never mix donors and dodgers
                         donors = torch.stack([j.donor[r] for j in batch])
-                        ok &= (rec.distance(emb, donors) < thr - margin) & (d > thr)
+                        short = torch.maximum(short, rec.distance(emb, donors) - (thr - need))
+                        short = torch.maximum(short, thr - d)
                     else:
-                        ok &= d > thr + margin
+                        short = torch.maximum(short, thr + need - d)
             thr0 = self.recognizers[0].cfg.threshold
             for b, job in enumerate(batch):
-                job.reached = bool(ok[b])
+                job.shortfall = float(short[b])
+                job.reached = job.shortfall < 0
                 job.distance = float(worst[b]) * thr0
+
+    def _check_encoded(
+        self, frames: list[np.ndarray], out: list[np.ndarray], jobs: list[_Job], levels: Optional[int]
+    ) -> list[np.ndarray]:
+        """Judge the attacked faces after the output's encoder; continue those it pushed back.
+
+        Each round encodes and decodes the written chunk (``round_trip``) and
+        re-judges every attacked face on the decoded pixels against
+        ``margin``. A face that falls short continues from where it stopped,
+        with the budget it has left and its target raised by the shortfall
+        plus :data:`ENCODER_SLACK`, and the chunk is written again. Faces
+        still short after ``encoder_rounds`` rounds stay unreached (they get
+        the fallback).
+
+        Returns
+        -------
+        list of ndarray
+            The written frames (what goes to the output's encoder).
+        """
+        attacked = [j for j in jobs if j.shipped is not None]
+        passed = {id(j) for j in attacked if j.reached}
+        rounds = max(0, int(self.cfg.encoder_rounds))
+        for r in range(rounds + 1):
+            self._verify(self.round_trip(out), attacked, margin=float(self.cfg.margin))
+            self.stats["encoder_checks"] += 1
+            if r == 0:
+                self.stats["encoder_short"] = sum(1 for j in attacked if id(j) in passed and not j.reached)
+            retry = [j for j in attacked if not j.reached and j.iterations < self.cfg.max_iter]
+            if not retry or r == rounds:
+                break
+            for job in retry:
+                job.margin += max(job.shortfall, 0.0) + ENCODER_SLACK
+                written = self._crop(out, job)
+                job.x = torch.where(job.mask > 0, job.x, written)
+                job.init = torch.where(job.mask > 0, job.adv, written)
+            self._attack(retry, levels)
+            out = [np.array(f, copy=True) for f in frames]
+            self._compose(out, jobs)
+        return out
 
     def _crop(self, frames: list[np.ndarray], job: _Job) -> torch.Tensor:
         """``(3, h, w)`` float crop of a job's context region from ``frames``."""

@@ -116,15 +116,20 @@ def process_video(
             detector = create_detector(config.detect, device, frame_size, small_faces=config.track.small_faces)
             if not isinstance(detector, FaceDetector):
                 report.notes.append(f"small faces: tiled detection, {detector!r}")
-        # The encoder takes some distance off, so video faces start further away.
-        lossy = replace(config.attack, margin=config.attack.margin + config.attack.video_margin)
-        method = create_method(config.method, replace(config, device=device, attack=lossy))
+        method = create_method(config.method, replace(config, device=device))
         fallback = _fallback_for(method, config, device)
         recorder = TrackRecorder(frame_size=frame_size) if tracks_out is not None else None
         queued = 2 * max(config.chunk_frames, config.detect.batch_size)
         decode_clock = [0.0]
         with ExitStack() as outputs:
             sink = outputs.enter_context(VideoSink(output_path, source, config.encode, overwrite=config.overwrite))
+            if hasattr(method, "round_trip"):
+                # The encoder takes some distance off: adversarial faces aim
+                # further (video_margin) and are judged on what it keeps.
+                method.round_trip = sink.round_trip()
+                if config.attack.encoder_check:
+                    encoder = method.round_trip.settings.encoder
+                    report.notes.append(f"faces judged after an in-memory round trip through {encoder}")
             review = None
             if preview is not None:
                 review = outputs.enter_context(VideoSink(preview, source, config.encode, overwrite=config.overwrite))

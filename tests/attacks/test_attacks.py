@@ -245,6 +245,23 @@ def test_dodge_with_views_must_leave_the_original_under_each_view():
     assert bool((obj.score(result.images, index) > 0.1).all())
 
 
+def test_per_face_margins_set_each_faces_target():
+    rec = TinyRecognizer(threshold=0.05)
+    x, lm = face_batch(3, size=40)
+    moved = x.roll(1, 0)  # every face replaced by another: far from its own embedding
+    index = torch.arange(3)
+    obj = DodgeObjective(rec, lm, margin=torch.tensor([0.0, 10.0, 0.0]))
+    obj.prepare(x)
+    with torch.no_grad():
+        d = obj.score(moved, index)
+        loss, done = obj(moved, index)
+    assert bool((d > 0.05).all())
+    assert done.tolist() == [True, False, True]  # face 1's margin is out of reach
+    assert float(loss[1]) == pytest.approx(10.05 - float(d[1]), rel=1e-4) and float(loss[0]) == 0.0
+    near = ImpersonateObjective(rec, lm, x.new_zeros(3, 16), margin=torch.tensor([0.0, 0.0, 1.0]))
+    assert torch.is_tensor(near.target) and near.target.tolist() == pytest.approx([0.05, 0.05, -0.95])
+
+
 def test_bim_is_untargeted_and_uses_kurakin_iterations():
     assert [kurakin_steps(e) for e in (4, 8, 16, 32)] == [5, 10, 20, 36]
     head = TinyClassifier(classes=5, seed=1)

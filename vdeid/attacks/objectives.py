@@ -113,7 +113,7 @@ class _EmbeddingObjective(Objective):
         recognizer: nn.Module,
         landmarks: torch.Tensor,
         *,
-        margin: float,
+        margin: float | torch.Tensor,
         threshold: Optional[float],
         weights: Optional[torch.Tensor],
         jitter: float,
@@ -124,7 +124,7 @@ class _EmbeddingObjective(Objective):
         check_shape(landmarks, ["B", 5, 2], "landmarks")
         self.recognizer = recognizer
         self.landmarks = landmarks
-        self.margin = float(margin)
+        self.margin = margin if torch.is_tensor(margin) else float(margin)
         cfg = getattr(recognizer, "cfg", None)
         if threshold is None:
             if cfg is None:
@@ -175,7 +175,8 @@ class _EmbeddingObjective(Objective):
             rows = hit.nonzero()[:, 0]
             x = images.detach()[rows]
             d = self.distances(x, index[rows])
-            good = d > self.target if dodge else d < self.target
+            target = self._target(index[rows])
+            good = d > target if dodge else d < target
             if self.transform is not None and self.transform_margin is not None:
                 # Also clear the threshold (plus transform_margin) after the
                 # fixed compression proxy, so the result survives encoding.
@@ -191,6 +192,11 @@ class _EmbeddingObjective(Objective):
         ok = hit.clone()
         ok[rows] = good
         return ok
+
+    def _target(self, index: torch.Tensor) -> float | torch.Tensor:
+        """The target distance of the faces ``index``: a float, or ``(b,)`` with per-face margins."""
+        target = self.target
+        return target[index.to(target.device)] if torch.is_tensor(target) else target
 
     def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if hasattr(self.recognizer, "distance"):
@@ -225,8 +231,9 @@ class DodgeObjective(_EmbeddingObjective):
         with ``cfg.threshold`` and ``distance(a, b)``.
     landmarks : Tensor of shape (B, 5, 2)
         Five landmarks of each sample, ``(x, y)`` in image pixels.
-    margin : float, optional
-        Distance beyond the threshold required. (Default: 0.1)
+    margin : float or Tensor of shape (B,), optional
+        Distance beyond the threshold required, for all faces or per face.
+        (Default: 0.1)
     threshold : float, optional
         Same-person distance; ``recognizer.cfg.threshold`` when None.
     reference : Tensor of shape (B, D), optional
@@ -268,7 +275,7 @@ class DodgeObjective(_EmbeddingObjective):
         recognizer: nn.Module,
         landmarks: torch.Tensor,
         *,
-        margin: float = 0.1,
+        margin: float | torch.Tensor = 0.1,
         threshold: Optional[float] = None,
         reference: Optional[torch.Tensor] = None,
         weights: Optional[torch.Tensor] = None,
@@ -302,7 +309,7 @@ class DodgeObjective(_EmbeddingObjective):
         self._u: Optional[torch.Tensor] = None
 
     @property
-    def target(self) -> float:
+    def target(self) -> float | torch.Tensor:
         return self.threshold + self.margin
 
     def prepare(self, images: torch.Tensor) -> None:
@@ -338,7 +345,8 @@ class DodgeObjective(_EmbeddingObjective):
         local = local[rows].to(images.device)
         emb = self.recognizer.embed_views(images[local], boxes[rows])
         dv = self.distance(emb, self.view_reference[rows.to(emb.device)].to(emb))
-        hinge = hinge.index_add(0, local, (self.target - dv).clamp(min=0))
+        target = self._target(owner[rows])
+        hinge = hinge.index_add(0, local, (target - dv).clamp(min=0))
         return d.scatter_reduce(0, local, dv if d.requires_grad else dv.detach(), "amin"), hinge
 
     def _all_distances(self, emb: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -356,15 +364,16 @@ class DodgeObjective(_EmbeddingObjective):
         ds = self._all_distances(emb, index)
         d = ds[0]
         nearest, hinge = self._with_views(x, index, ds.detach().min(dim=0).values)
-        loss = (self.target - ds).clamp(min=0).sum(dim=0) + hinge
+        target = self._target(index)
+        loss = (target - ds).clamp(min=0).sum(dim=0) + hinge
         # The original is a minimum of any distance, so its gradient is zero
         # there: while a face still sits (almost) on its own embedding, push
         # it along a fixed pseudo-random direction to break the symmetry.
-        stuck = (d.detach() < 1e-3 * self.target).float()
+        stuck = (d.detach() < 1e-3 * target).float()
         if bool(stuck.any()):
             kick = -((emb - ref) * self._directions(index).to(emb)).sum(dim=1)
             loss = loss + stuck * kick
-        return self._weight(loss, index), self._confirm(images, index, nearest > self.target)
+        return self._weight(loss, index), self._confirm(images, index, nearest > target)
 
     def _directions(self, index: torch.Tensor) -> torch.Tensor:
         if getattr(self, "_u", None) is None or len(self._u) != len(self.reference):
@@ -402,7 +411,7 @@ class ImpersonateObjective(_EmbeddingObjective):
         landmarks: torch.Tensor,
         donors: torch.Tensor,
         *,
-        margin: float = 0.1,
+        margin: float | torch.Tensor = 0.1,
         threshold: Optional[float] = None,
         weights: Optional[torch.Tensor] = None,
         jitter: float = 0.0,
@@ -425,7 +434,7 @@ class ImpersonateObjective(_EmbeddingObjective):
         self.donors = donors
 
     @property
-    def target(self) -> float:
+    def target(self) -> float | torch.Tensor:
         return self.threshold - self.margin
 
     def distances(self, images, index, *, jitter: bool = False):
@@ -434,8 +443,9 @@ class ImpersonateObjective(_EmbeddingObjective):
 
     def __call__(self, images, index):
         d = self.distances(images, index, jitter=True)
-        loss = (d - self.target).clamp(min=0)
-        return self._weight(loss, index), self._confirm(images, index, d.detach() < self.target)
+        target = self._target(index)
+        loss = (d - target).clamp(min=0)
+        return self._weight(loss, index), self._confirm(images, index, d.detach() < target)
 
     def score(self, images, index):
         with torch.no_grad():

@@ -27,13 +27,14 @@ from typing import Iterator, Optional
 
 import av
 import numpy as np
-from av.video.reformatter import Interpolation, VideoReformatter
+from av.video.reformatter import VideoReformatter
 
 from ..config import EncodeConfig
 from ..errors import OutputError, ShapeError
 from .atomic import atomic_output
 from .metadata import filter_tags, is_identifying, keeps_side_stream
-from .video_source import VideoSource
+from .round_trip import EncoderRoundTrip, EncoderSettings
+from .video_source import ENCODE_FLAGS, VideoSource
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,6 @@ _DEFAULT_ENCODER = "libx264"
 _SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 
 _RANGE_MPEG, _RANGE_JPEG = 1, 2
-
-# RGB -> YUV with accurate rounding; the inverse of the source's DECODE_FLAGS.
-ENCODE_FLAGS = Interpolation.BICUBIC | Interpolation.ACCURATE_RND
 
 
 def container_format(path: str | Path) -> str:
@@ -416,6 +414,17 @@ class VideoSink:
             ) from ex
         self._video = stream
         self._pix_fmt = pix_fmt
+        self._encoder_settings = EncoderSettings(
+            encoder=name,
+            pix_fmt=pix_fmt,
+            options=dict(options),
+            width=info.width,
+            height=info.height,
+            rate=Fraction(info.fps) if info.fps else Fraction(25),
+            matrix=_SWS_MATRIX.get(self._color_space),
+            color_range=self._range,
+            max_b_frames=0 if self._is_avi else None,
+        )
         self._rgb = {np.dtype(np.uint8): "rgb24", np.dtype(np.uint16): "rgb48le"}
         self._matrix = _SWS_MATRIX.get(self._color_space)
         self._reformatter = VideoReformatter()
@@ -605,6 +614,14 @@ class VideoSink:
             self._durations[out.pts] = max(1, round(Fraction(duration) * Fraction(time_base) / self._enc_tb))
         self._mux_video(self._video.encode(out))
         self.frames_written += 1
+
+    def round_trip(self) -> EncoderRoundTrip:
+        """An in-memory copy of this output's encoder and decoder.
+
+        The engine verifies faces on what it returns (see
+        :mod:`vdeid.io.round_trip`); the output file is not touched.
+        """
+        return EncoderRoundTrip(self._encoder_settings)
 
     # -- lifetime --------------------------------------------------------
     @staticmethod

@@ -41,6 +41,10 @@ _PTS_WINDOW = 8
 DECODE_FLAGS_8BIT = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 DECODE_FLAGS_16BIT = Interpolation.BICUBIC | Interpolation.ACCURATE_RND
 
+#: RGB -> YUV with accurate rounding (the sink and the encoder round trip):
+#: the inverse of the DECODE_FLAGS.
+ENCODE_FLAGS = Interpolation.BICUBIC | Interpolation.ACCURATE_RND
+
 
 @dataclass(frozen=True)
 class AudioStreamInfo:
