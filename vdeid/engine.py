@@ -306,14 +306,8 @@ class AdversarialMethod:
                 retry = [j for j in jobs if j.shipped is not None and not j.reached and j.iterations < self.cfg.max_iter]
                 if not retry or r == rounds - 1:
                     break
-                for job in retry:
-                    # Continue on the crop as written, so a neighbour's
-                    # perturbation inside this face's context is part of it.
-                    written = self._crop(out, job)
-                    job.x = torch.where(job.mask > 0, job.x, written)
-                    job.init = torch.where(job.mask > 0, job.adv, written)
                 self.stats["rounds"] += 1
-                self._attack(retry, levels)
+                self._continue(out, retry, levels)
             if self.round_trip is not None and self.cfg.encoder_check:
                 out = self._check_encoded(frames, out, jobs, levels)
         failed = [j for j in jobs if not j.reached]
@@ -605,6 +599,16 @@ class AdversarialMethod:
                 job.reached = bool(result.done[b])
                 job.base = self._handed_on(job)
 
+    def _continue(self, out: list[np.ndarray], jobs: list[_Job], levels: Optional[int]) -> None:
+        """Attack faces again from where they stopped, with the budget they have left."""
+        for job in jobs:
+            # Continue on the crop as written, so a neighbour's
+            # perturbation inside this face's context is part of it.
+            written = self._crop(out, job)
+            job.x = torch.where(job.mask > 0, job.x, written)
+            job.init = torch.where(job.mask > 0, job.adv, written)
+        self._attack(jobs, levels)
+
     @staticmethod
     def _handed_on(job: _Job) -> torch.Tensor:
         """The perturbation a face hands on to its track's next appearance ``(3, h, w)``.
@@ -757,10 +761,7 @@ class AdversarialMethod:
                 break
             for job in retry:
                 job.margin += max(job.shortfall, 0.0) + ENCODER_SLACK
-                written = self._crop(out, job)
-                job.x = torch.where(job.mask > 0, job.x, written)
-                job.init = torch.where(job.mask > 0, job.adv, written)
-            self._attack(retry, levels)
+            self._continue(out, retry, levels)
             out = [np.array(f, copy=True) for f in frames]
             self._compose(out, jobs)
         return out

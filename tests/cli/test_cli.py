@@ -106,6 +106,16 @@ def test_help_defaults_come_from_config(capsys):
     assert "{default}" not in text
 
 
+def test_options_map_to_config_fields():
+    from cli.main import process
+    from cli.options import build_config
+
+    ctx = process.make_context("process", ["in.mp4", "-o", "o.mp4", "--no-encoder-check", "--precision", "bfloat16"])
+    config = build_config(ctx.params)
+    assert (config.attack.encoder_check, config.attack.precision) == (False, "bfloat16")
+    assert build_config(process.make_context("process", ["in.mp4", "-o", "o.mp4"]).params).attack.encoder_check
+
+
 def test_sigterm_leaves_no_partial_output(tmp_path):
     """A killed run cleans up like Ctrl-C: no output, no hidden partial file, exit 130."""
     import signal

@@ -11,11 +11,12 @@ each face on what will actually be shipped.
 
 A chunk is encoded on its own, so its first frame is a keyframe (quantised
 more finely than in the output, where it is usually predicted) and its last
-ones are predicted without look-ahead (more coarsely). On the 1080p street
-clip a round trip of 8 frames is bit-identical to the output's encoder on the
-same 8 frames; against the same frames encoded inside the whole clip, its
-mean absolute error per frame differs by -0.04 to +0.27 grey levels (0.04 on
-average, ``docs/attacks.md``): slightly pessimistic, which errs on the safe side.
+ones are predicted without look-ahead (more coarsely). On the same frames
+the round trip is bit-identical to the file the sink writes; against the
+same frames inside the whole clip its mean error per frame is 0.02-0.04
+grey levels higher on average, single frames -0.1 to +0.27
+(``docs/video-io.md``, ``benchmarks/encoder_round_trip.py``). Frames are
+timed at the average frame rate.
 """
 
 from __future__ import annotations
