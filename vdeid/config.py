@@ -185,10 +185,12 @@ class AttackConfig:
         too (a second view of the person, so the face leaves the person
         and not just the photo).
     alignment_views : bool
-        A face the frame edge cuts has to leave its original under each of
-        the alignments another detector may plausibly give it too (for dlib:
-        the shape predictor started from smaller, inward boxes;
-        ``DlibResNet.alignment_views``), not only under vdeid's own.
+        A face has to leave its original under each of the alignments
+        another detector may plausibly give it too, not only under vdeid's
+        own (for dlib: the shape predictor started from boxes 0.85-1.45
+        times the size, and, for a face the frame edge cuts, from smaller,
+        inward boxes; ``DlibResNet.alignment_views``). Only alignments that
+        differ from vdeid's are added, so sharp faces rarely get any.
     video_margin : float
         Added to ``margin`` while attacking faces written into lossy video
         (``vdeid process``): H.264 at CRF 18 takes 0.05-0.1 off real dlib's

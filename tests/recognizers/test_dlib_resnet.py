@@ -174,13 +174,32 @@ def test_shape_predictor_runs_many_boxes_at_once(reference, astronaut):
     np.testing.assert_array_equal(ours(gray, boxes), np.stack([ours(gray, b) for b in boxes]))
 
 
-def test_alignment_views_only_for_faces_the_frame_edge_cuts(model, reference, mtcnn, astronaut):
+def test_alignment_views_from_larger_detector_boxes(model, reference, mtcnn, astronaut):
+    _, points, _ = _dlib_face(reference, astronaut)
+    landmarks = torch.from_numpy(_mtcnn_landmarks(mtcnn, astronaut, points))[None]
+    crops = _to_tensor(astronaut)
+    owner, boxes = model.alignment_views(crops, landmarks)
+    start = model.start_boxes(landmarks)[0]
+    side = float((start[2:] - start[:2]).mean())
+    # From a box 1.3x the size the predictor lands more than 4 chip pixels away: one more view.
+    assert owner.tolist() == [0]
+    scale = (boxes[:, 2:] - boxes[:, :2]).mean(dim=1) / side
+    assert scale.tolist() == pytest.approx([1.3])
+    assert float(((boxes[0, :2] + boxes[0, 2:]) / 2 - (start[:2] + start[2:]) / 2).norm()) < 0.11 * side
+    with torch.no_grad():
+        nominal = model(crops, landmarks)
+        view = model.embed_views(crops, boxes)
+    assert float((view - nominal).norm()) > 1e-3
+
+
+def test_alignment_views_for_faces_the_frame_edge_cuts(model, reference, mtcnn, astronaut):
     crop = np.ascontiguousarray(astronaut[20:240, 110:340])
     _, points, _ = _dlib_face(reference, crop)
     landmarks = torch.from_numpy(_mtcnn_landmarks(mtcnn, crop, points))[None]
     crops = _to_tensor(crop)
     owner, boxes = model.alignment_views(crops, landmarks)
-    assert len(owner) == 0 and boxes.shape == (0, 4)  # the whole face is in the frame
+    # The whole face is in the frame, and the predictor lands on the same chip from every box view.
+    assert len(owner) == 0 and boxes.shape == (0, 4)
     # The frame ends at the nose: the invader's detector boxes the visible part.
     start = model.start_boxes(landmarks)[0]
     nose = float(landmarks[0, 2, 0])

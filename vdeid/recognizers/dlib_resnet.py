@@ -42,6 +42,7 @@ __all__ = [
     "DlibResNet",
     "MTCNN_TEMPLATE",
     "DLIB_BOX",
+    "BOX_VIEWS",
     "EDGE_VIEWS",
     "CHIP_SIZE",
     "CHIP_PADDING",
@@ -85,6 +86,16 @@ MTCNN_TEMPLATE = torch.tensor(
 #: predictor the way dlib's detector box does.
 DLIB_BOX = torch.tensor([-0.15619, -0.18926, 1.14372, 1.15680], dtype=torch.float64)
 
+#: Further start boxes of the shape predictor for every face
+#: (:meth:`DlibResNet.alignment_views`): ``(scale, shift)`` of the box from
+#: :meth:`DlibResNet.start_boxes`, the shift in box sides downwards. dlib's HOG
+#: detector boxes the faces of the shared clips at 0.85-1.26 times that box's
+#: side (10th-90th percentile, shifts within 0.1 of a side), and up to about
+#: 1.5 times on small faces of 1080p frames, whose side is under its 80 px
+#: window; the predictor follows the box.
+BOX_VIEWS = torch.tensor(
+    [[0.85, 0.0], [1.15, 0.0], [1.3, 0.0], [1.45, 0.0], [1.3, -0.1], [1.3, 0.1]], dtype=torch.float64
+)
 #: Further start boxes of the shape predictor for faces the frame edge cuts
 #: (:meth:`DlibResNet.alignment_views`): ``(scale, shift)`` of the box from
 #: :meth:`DlibResNet.start_boxes`, the shift in box sides towards the inside of
@@ -301,20 +312,22 @@ class DlibResNet(Recognizer):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Further chips an invader's own detector may plausibly give each face.
 
-        dlib's chip depends on the box its shape predictor starts from. Where
-        the face is whole, dlib's HOG box agrees with :meth:`start_boxes` and
-        the chips agree (within about a pixel on the shared clips). Where the
-        frame edge cuts the face, MTCNN extrapolates the hidden part (its
-        landmarks may lie outside the frame) while dlib's detectors box the
-        visible part, smaller and further inside (a third smaller and a third
-        of a side inwards on the shared selfie clip), and the predictor
-        follows that box. So for a face whose start box lies more than
-        :data:`EDGE_FRACTION` outside the frame, the predictor is also started
-        from the boxes of :data:`EDGE_VIEWS`; every chip that differs from the
-        default one, and from those already kept, by more than ``tolerance``
-        is kept, so an attack can be made to hold for all of them. Their
-        start boxes are returned: like an invader, :meth:`embed_views` runs
-        the predictor on the pixels it is given.
+        dlib's chip depends on the box its shape predictor starts from, and
+        an invader's detector box is not vdeid's :meth:`start_boxes`: dlib's
+        HOG detector boxes faces at 0.85-1.5 times its side (see
+        :data:`BOX_VIEWS`). On large, sharp faces the predictor lands on the
+        same points from any of those boxes; on small or blurred ones it does
+        not. Where the frame edge cuts the face, MTCNN extrapolates the hidden
+        part (its landmarks may lie outside the frame) while dlib's detectors
+        box the visible part, smaller and further inside (a third smaller and
+        a third of a side inwards on the shared selfie clip). So the
+        predictor is also started from the boxes of :data:`BOX_VIEWS` and,
+        for a face whose start box lies more than :data:`EDGE_FRACTION`
+        outside the frame, of :data:`EDGE_VIEWS`; every chip that differs
+        from the default one, and from those already kept, by more than
+        ``tolerance`` is kept, so an attack can be made to hold for all of
+        them. Their start boxes are returned: like an invader,
+        :meth:`embed_views` runs the predictor on the pixels it is given.
 
         Parameters
         ----------
@@ -351,32 +364,31 @@ class DlibResNet(Recognizer):
         )
         area = (start[:, 2:] - start[:, :2]).prod(dim=1)
         outside = 1 - (inner[:, 2:] - inner[:, :2]).clamp(min=0).prod(dim=1) / area
+        side = (start[:, 2:] - start[:, :2]).mean(dim=1, keepdim=True)
+        centre = (start[:, :2] + start[:, 2:]) / 2
+        down = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        # One predictor pass per face: its own start box first, then the box views.
+        boxes = torch.cat([start[:, None], _view_boxes(centre, side, BOX_VIEWS.to(start), down.expand_as(centre))], 1)
+        every = self._predicted_transforms(crops, boxes)
+        nominal, candidates = every[:, 0], [list(zip(every[b, 1:], boxes[b, 1:])) for b in range(len(crops))]
         cut = (outside > EDGE_FRACTION).nonzero()[:, 0]
-        if len(cut) == 0:
-            return none
-        side = (start[cut, 2:] - start[cut, :2]).mean(dim=1, keepdim=True)
-        centre = (start[cut, :2] + start[cut, 2:]) / 2
-        inwards = (inner[cut, :2] + inner[cut, 2:]) / 2 - centre
-        inwards = inwards / inwards.norm(dim=1, keepdim=True).clamp(min=1e-9)
-        views = EDGE_VIEWS.to(start)
-        # (b, V, 2) centres and half-sides of the edge views' start boxes.
-        centres = centre[:, None] + views[None, :, 1:] * inwards[:, None] * side[:, None]
-        half = views[None, :, :1] * side[:, None] / 2
-        # One predictor pass per face: its own start box first, then the edge views.
-        boxes = torch.cat([start[cut, None], torch.cat([centres - half, centres + half], dim=2)], dim=1)
-        every = self._predicted_transforms(crops[cut], boxes)
-        nominal, every, boxes = every[:, 0], every[:, 1:], boxes[:, 1:]
+        if len(cut):
+            inwards = (inner[cut, :2] + inner[cut, 2:]) / 2 - centre[cut]
+            inwards = inwards / inwards.norm(dim=1, keepdim=True).clamp(min=1e-9)
+            edge = _view_boxes(centre[cut], side[cut], EDGE_VIEWS.to(start), inwards)
+            for n, (face, t) in enumerate(zip(cut.tolist(), self._predicted_transforms(crops[cut], edge))):
+                candidates[face] += list(zip(t, edge[n]))
         probe = torch.tensor(
             [[0, 0, 1], [CHIP_SIZE - 1, 0, 1], [0, CHIP_SIZE - 1, 1], [CHIP_SIZE - 1, CHIP_SIZE - 1, 1],
              [(CHIP_SIZE - 1) / 2, (CHIP_SIZE - 1) / 2, 1]],
             dtype=torch.float64,
         )
         owner, kept = [], []
-        for b, face in enumerate(cut.tolist()):
+        for face in range(len(crops)):
             # tolerance in chip pixels → crop pixels (the transform's scale)
-            limit = tolerance * float(nominal[b, :, 0].norm())
-            seen = [nominal[b] @ probe.T]
-            for t, box in zip(every[b], boxes[b]):
+            limit = tolerance * float(nominal[face, :, 0].norm())
+            seen = [nominal[face] @ probe.T]
+            for t, box in candidates[face]:
                 pts = t @ probe.T
                 if all(float((pts - m).norm(dim=0).max()) > limit for m in seen):
                     seen.append(pts)
@@ -414,6 +426,13 @@ class DlibResNet(Recognizer):
         x = F.max_pool2d(x, 3, 2)
         x = self.units(x)
         return self.fc(x.mean(dim=(2, 3)))
+
+
+def _view_boxes(centre: torch.Tensor, side: torch.Tensor, views: torch.Tensor, towards: torch.Tensor) -> torch.Tensor:
+    """Start boxes ``(B, V, 4)`` scaled by ``views[:, 0]`` and moved ``views[:, 1]`` sides along ``towards`` ``(B, 2)``."""
+    centres = centre[:, None] + views[None, :, 1:] * towards[:, None] * side[:, None]
+    half = views[None, :, :1] * side[:, None] / 2
+    return torch.cat([centres - half, centres + half], dim=2)
 
 
 def state_dict_from_network(network: DlibNetwork, path: str = "") -> dict[str, torch.Tensor]:
