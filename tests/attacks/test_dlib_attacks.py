@@ -44,8 +44,11 @@ def test_pfgvm_unlinks_a_real_face_from_dlib(astronaut, astronaut_face, dlib_mod
     ys, xs = np.nonzero(changed)
     assert xs.min() >= x0 - 0.15 * w - 1 and xs.max() <= x1 + 0.15 * w + 1
     assert ys.min() >= y0 - 0.15 * h - 1 and ys.max() <= y1 + 0.15 * h + 1
-    # Small: a few grey levels.
-    assert np.abs(out.astype(int) - astronaut).max() <= 40
+    # Small: under two grey levels on average where it changed, invisible by SSIM.
+    from skimage.metrics import structural_similarity
+
+    assert np.abs(out.astype(int) - astronaut)[changed].mean() < 2.5
+    assert structural_similarity(astronaut, out, channel_axis=2) > 0.99
 
 
 def test_illc_on_a_gallery_head_over_dlib(astronaut, astronaut_face, dlib_model):
