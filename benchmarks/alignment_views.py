@@ -7,8 +7,9 @@ the chip real dlib would embed. For each dlib face the table reports the
 distance, in chip pixels (largest displacement of the chip's corners and
 centre, 150-px chip), from dlib's chip to vdeid's own chip and to the
 nearest of vdeid's chips once :meth:`DlibResNet.alignment_views` adds its
-views, plus how many views the faces get. A face is counted as cut by the
-frame edge when it gets views. Needs ``dlib`` (dlib-bin). Run::
+views, plus how many faces get views and how many, and the side of HOG's
+box relative to vdeid's start box (percentiles). Needs ``dlib``
+(dlib-bin). Run::
 
     OMP_NUM_THREADS=1 python benchmarks/alignment_views.py --stride 4 ../shared/data/videos/*.*
 """
@@ -44,7 +45,7 @@ def chip_gap(a: torch.Tensor, b: torch.Tensor, scale: float) -> float:
 
 def measure(clip: Path, stride: int, model, detector, hog, cnn) -> dict:
     template = template_to_chip(DLIB_5POINT_TEMPLATE, CHIP_SIZE, CHIP_PADDING)
-    own, nearest, views, cut = [], [], [], 0
+    own, nearest, views, with_views, hog_scale = [], [], [], 0, []
     faces_seen = 0
     for t, frame in enumerate(frames_of(clip)):
         if t % stride:
@@ -56,14 +57,16 @@ def measure(clip: Path, stride: int, model, detector, hog, cnn) -> dict:
         landmarks = torch.from_numpy(faces.landmarks[usable]).double()
         crops = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255).expand(len(landmarks), -1, -1, -1)
         nominal = model.chip_transforms(crops, landmarks)
+        starts = model.start_boxes(landmarks)
         owner, boxes = model.alignment_views(crops, landmarks)
         extra = model.chip_transforms(crops[owner], landmarks[owner], boxes[:, None])[:, 0] if len(owner) else None
         faces_seen += len(landmarks)
-        cut += len(set(owner.tolist()))
+        with_views += len(set(owner.tolist()))
         views += [int((owner == b).sum()) for b in range(len(landmarks)) if bool((owner == b).any())]
         gray = rgb_to_dlib_gray(frame)
         up = 1 if max(frame.shape[:2]) <= 1000 else 0
-        for rect in list(hog(frame, up)) + [d.rect for d in cnn(frame, up)]:
+        found = list(hog(frame, up))
+        for n, rect in enumerate(found + [d.rect for d in cnn(frame, up)]):
             box = (rect.left(), rect.top(), rect.right(), rect.bottom())
             theirs = similarity_transform(template, torch.from_numpy(model.shape_predictor(gray, box))[None])[0]
             centre = theirs @ PROBE[4]
@@ -73,11 +76,14 @@ def measure(clip: Path, stride: int, model, detector, hog, cnn) -> dict:
             if gaps[b] > CHIP_SIZE / 2:
                 continue
             scale = float(nominal[b, :, 0].norm())
+            if n < len(found):
+                hog_scale.append(rect.width() / float((starts[b, 2:] - starts[b, :2]).mean()))
             d = chip_gap(theirs, nominal[b], scale)
             own.append(d)
             mine = [] if extra is None else [chip_gap(theirs, e, scale) for e in extra[owner == b]]
             nearest.append(min([d] + mine))
-    return {"faces": faces_seen, "cut": cut, "views": views, "own": np.array(own), "nearest": np.array(nearest)}
+    return {"faces": faces_seen, "with_views": with_views, "views": views, "own": np.array(own), "nearest": np.array(nearest),
+            "hog_scale": np.array(hog_scale)}
 
 
 def main() -> None:
@@ -93,10 +99,11 @@ def main() -> None:
     hog = dlib.get_frontal_face_detector()
     cnn = dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location())
     print(
-        "| clip | vdeid faces | cut by the edge | views per cut face (median, max) | dlib faces | "
-        "dlib chip to vdeid's, px (median / p90 / max) | to the nearest with views, px |"
+        "| clip | vdeid faces | with views | views per such face (median, max) | dlib faces | "
+        "dlib chip to vdeid's, px (median / p90 / max) | to the nearest with views, px | "
+        "HOG box side / vdeid's start box (p10 / p50 / p90 / max) |"
     )
-    print("|---|---:|---:|---|---:|---|---|")
+    print("|---|---:|---:|---|---:|---|---|---|")
     for clip in args.clips:
         r = measure(clip, args.stride, model, detector, hog, cnn)
         views = f"{np.median(r['views']):.0f}, {max(r['views'])}" if r["views"] else "-"
@@ -104,9 +111,12 @@ def main() -> None:
         def stats(a):
             return " / ".join(f"{v:.1f}" for v in np.percentile(a, [50, 90, 100])) if len(a) else "-"
 
+        def ratios(a):
+            return " / ".join(f"{v:.2f}" for v in np.percentile(a, [10, 50, 90, 100])) if len(a) else "-"
+
         print(
-            f"| {clip.name} | {r['faces']} | {r['cut']} | {views} | {len(r['own'])} | "
-            f"{stats(r['own'])} | {stats(r['nearest'])} |",
+            f"| {clip.name} | {r['faces']} | {r['with_views']} | {views} | {len(r['own'])} | "
+            f"{stats(r['own'])} | {stats(r['nearest'])} | {ratios(r['hog_scale'])} |",
             flush=True,
         )
 

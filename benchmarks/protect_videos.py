@@ -15,7 +15,8 @@ For each clip (default: every video of ``shared/data/videos``):
    listed; the table counts matches and CNN-confirmed matches;
 3. a **cold start** for comparison: every face of ``--cold-frames`` frames
    spread over the clip (vdeid's detector) is protected from scratch
-   (``warm_start=False``, otherwise the same engine and config).
+   (``warm_start=False``, otherwise the same engine, config and encoder
+   check, one frame at a time).
 
 Prints one markdown row per clip and a total. Run (CPU, one clip at a time;
 minutes to an hour per clip)::
@@ -33,6 +34,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,6 +50,7 @@ from _dlib_reference import DlibJudge  # noqa: E402
 from vdeid.config import Config  # noqa: E402
 from vdeid.detect.mtcnn import FaceDetector  # noqa: E402
 from vdeid.engine import AdversarialMethod  # noqa: E402
+from vdeid.io import VideoSink, open_video  # noqa: E402
 
 
 def frames_of(path: Path):
@@ -103,23 +106,28 @@ def judge_clip(judge: DlibJudge, clip: Path, protected: Path, stride: int) -> di
 
 
 def cold_iterations(clip: Path, n_frames: int, threads: int) -> list[int]:
-    """Iterations of faces protected from scratch on ``n_frames`` frames spread over the clip."""
+    """Iterations of faces protected from scratch on ``n_frames`` frames spread over the clip.
+
+    The engine of ``vdeid process`` (same target, same encoder check through
+    the clip's output encoder) without warm starts, one frame at a time.
+    """
     torch.set_num_threads(threads)
     frames = list(frames_of(clip))
     picks = np.unique(np.linspace(0, len(frames) - 1, n_frames).round().astype(int))
     config = Config(device="cpu")
     config.attack.warm_start = False
-    # The target `vdeid process` aims for before its encoder check (margin +
-    # video margin). Iterations spent continuing faces after that check are
-    # counted for the warm faces only, which is conservative for warm/cold.
-    config.attack.margin += config.attack.video_margin
+    with tempfile.TemporaryDirectory() as tmp, open_video(clip) as source:
+        sink = VideoSink(Path(tmp) / "unused.mp4", source, config.encode)
+        trip = sink.round_trip()
+        sink.abort()
     detector = FaceDetector(config.detect, "cpu")
-    engine = AdversarialMethod(config, attack="pfgvm")
+    engine = AdversarialMethod(config, attack="pfgvm", round_trip=trip)
     out = []
     for t in picks:
         faces = detector.detect([frames[t]])[0]
         if len(faces):
-            _, outcomes = engine.protect_still(frames[t], faces)
+            _, outcomes = engine.protect([frames[t]], [faces])
+            engine.reset()
             out += [o.iterations for o in outcomes if o.reached is not None]
     return out
 
