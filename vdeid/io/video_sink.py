@@ -414,6 +414,7 @@ class VideoSink:
             ) from ex
         self._video = stream
         self._pix_fmt = pix_fmt
+        self._matrix = _SWS_MATRIX.get(self._color_space)
         self._encoder_settings = EncoderSettings(
             encoder=name,
             pix_fmt=pix_fmt,
@@ -421,12 +422,11 @@ class VideoSink:
             width=info.width,
             height=info.height,
             rate=Fraction(info.fps) if info.fps else Fraction(25),
-            matrix=_SWS_MATRIX.get(self._color_space),
+            matrix=self._matrix,
             color_range=self._range,
             max_b_frames=0 if self._is_avi else None,
         )
         self._rgb = {np.dtype(np.uint8): "rgb24", np.dtype(np.uint16): "rgb48le"}
-        self._matrix = _SWS_MATRIX.get(self._color_space)
         self._reformatter = VideoReformatter()
 
     def _add_audio(self, stream, supported: set[str]) -> None:
