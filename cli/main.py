@@ -43,7 +43,7 @@ def cli(verbose: bool) -> None:
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output video file.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write a JSON report here.")
-@click.option("--tracks-out", type=click.Path(path_type=Path), help="Also write the face tracks (frames, boxes, landmarks, detected or bridged) as JSON.")
+@click.option("--tracks-out", type=click.Path(path_type=Path), help="Also write the face tracks (frames, boxes, landmarks, detected or bridged) and what protected each face (method, iterations) as JSON.")
 @click.option("--tracks-in", type=click.Path(path_type=Path), help="Protect the tracks of this file (from --tracks-out, maybe corrected) instead of detecting.")
 @click.option("--preview", type=click.Path(path_type=Path), help="Also write a review video with the boxes, track ids and bridged boxes drawn.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")

@@ -78,6 +78,11 @@ def test_tracks_file_holds_the_protected_faces(blurred):
     assert [len(f) for f in tracks] == report.faces_per_frame
     assert [int(f.detected.sum()) for f in tracks] == report.detected_per_frame
     assert sum(report.detected_per_frame) < report.faces  # bridged / back-filled faces are marked
+    # Each face says what protected it.
+    entries = json.loads(out.with_name("tracks.json").read_text())["tracks"]
+    methods = [m for t in entries for m in t["method"]]
+    assert len(methods) == report.faces and set(methods) == {"blur"}
+    assert {i for t in entries for i in t["iterations"]} == {0}
 
 
 def test_tracks_in_reproduces_the_output(blurred, tmp_path, monkeypatch):
@@ -241,10 +246,13 @@ def test_engine_failure_falls_back(tmp_path, monkeypatch):
         lambda name, config: Broken() if name == "pixelate" else real(name, config),
     )
     report = vdeid.process_video(
-        SAMPLE, tmp_path / "o.mp4", Config(method="pixelate", device="cpu", encode=FAST)
+        SAMPLE, tmp_path / "o.mp4", Config(method="pixelate", device="cpu", encode=FAST),
+        tracks_out=tmp_path / "t.json",
     )
     assert report.faces > 0
     assert report.outcomes["blur"] == report.faces
+    entries = json.loads((tmp_path / "t.json").read_text())["tracks"]
+    assert sum(t["method"].count("blur") for t in entries) == report.faces  # the tracks file says so too
     assert any("engine exploded" in n for n in report.notes)
 
 

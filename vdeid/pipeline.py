@@ -65,7 +65,9 @@ def process_video(
     tracks_out : str or Path, optional
         Also write the protected faces of every frame there as a tracks JSON
         file (:mod:`vdeid.track.tracks_io`): per track its frames, boxes,
-        landmarks, scores and whether each box was detected or predicted.
+        landmarks, scores and whether each box was detected or predicted,
+        and per face the method whose pixels shipped (the fallback's where
+        the attack missed), its iterations and its recogniser distance.
     tracks_in : str or Path, optional
         Protect the faces of this tracks file instead of detecting and
         tracking (a reviewer's corrected ``tracks_out``). The video must be
@@ -161,8 +163,9 @@ def process_video(
                     report.faces_per_frame.extend(len(fa) for fa in faces)
                     report.detected_per_frame.extend(int(fa.detected.sum()) for fa in faces)
                     if recorder is not None:
-                        for frame, fa in zip(frames, faces):
-                            recorder.add(fa, frame_index=frame.index)
+                        for t, (frame, fa) in enumerate(zip(frames, faces)):
+                            mine = [o for o in outcomes if o.frame == t]  # in face order
+                            recorder.add(fa, frame_index=frame.index, outcomes=mine)
                     with timer.time("wait_encode"):
                         for frame, image, fa in zip(frames, images, faces):
                             writer.submit((replace(frame, image=image), fa))

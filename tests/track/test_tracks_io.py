@@ -10,6 +10,7 @@ import pytest
 from vdeid.config import TrackConfig
 from vdeid.errors import InputError, OutputError
 from vdeid.faces import Faces
+from vdeid.methods.base import FaceOutcome
 from vdeid.track import TrackRecorder, read_tracks, track_faces, write_tracks
 
 
@@ -60,6 +61,29 @@ def test_file_is_grouped_by_track(tmp_path):
     for t in data["tracks"]:
         assert t["frames"] == sorted(t["frames"])
         assert len(t["boxes"]) == len(t["frames"]) == len(t["detected"]) == len(t["scores"])
+
+
+def test_outcomes_follow_their_faces_and_are_ignored_on_reading(tmp_path):
+    # Faces arrive in any track order; the file groups them by track.
+    faces = Faces.from_arrays([[50, 0, 60, 10], [0, 0, 10, 10]])
+    faces.track_ids = np.array([7, 2])
+    outcomes = [FaceOutcome(0, 7, "blur", True, 60, False, None), FaceOutcome(0, 2, "pfgvm", True, 4, True, 0.73)]
+    rec = TrackRecorder()
+    rec.add(faces, outcomes=outcomes)
+    rec.add(faces)  # a frame without outcomes: null entries
+    data = rec.to_json()
+    by_id = {t["id"]: t for t in data["tracks"]}
+    assert by_id[7]["method"] == ["blur", None] and by_id[7]["iterations"] == [60, None]
+    assert by_id[7]["distance"] == [None, None]
+    assert by_id[2]["method"] == ["pfgvm", None] and by_id[2]["distance"][0] == pytest.approx(0.73)
+    tracks = read_tracks(rec.save(tmp_path / "t.json"))
+    _same(tracks.faces(0), faces[np.array([1, 0])])
+    with pytest.raises(ValueError, match="1 outcomes for 2 faces"):
+        rec.add(faces, outcomes=outcomes[:1])
+    # Without outcomes the file has no such keys.
+    plain = TrackRecorder()
+    plain.add(faces)
+    assert "method" not in plain.to_json()["tracks"][0]
 
 
 def test_recorder_rejects_untracked_faces():

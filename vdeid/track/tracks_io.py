@@ -11,9 +11,18 @@ File layout (``"format": "vdeid-tracks", "version": 1``)::
          "boxes":     [[x0, y0, x1, y1], ...],           # frame pixels
          "landmarks": [[[x, y] x 5] or null, ...],        # null: unknown
          "scores":    [0.99, 0.0, 0.98],
-         "detected":  [true, false, true]}                 # false: bridged/back-filled
+         "detected":  [true, false, true],                 # false: bridged/back-filled
+         "method":    ["pfgvm", "blur", "pfgvm"],          # what protected it (from a run)
+         "iterations": [12, 60, 3],
+         "distance":  [0.74, 0.52, 0.73]}                  # recogniser distance, or null
       ]
     }
+
+``method``, ``iterations`` and ``distance`` are written by ``vdeid process
+--tracks-out`` (one per face: the method whose pixels shipped, the fallback's
+name where the attack missed its target, its attack iterations, and the
+recogniser's distance to the original where known); :func:`read_tracks`
+ignores them.
 
 Floats are written with Python's shortest round-trip repr of the float32
 values, so reading a file back gives bit-identical arrays. Within a frame,
@@ -33,12 +42,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from ..errors import InputError, OutputError
 from ..faces import Faces
+from ..methods.base import FaceOutcome
 
 __all__ = ["TrackRecorder", "Tracks", "read_tracks", "write_tracks"]
 
@@ -53,6 +63,12 @@ class _TrackData:
     landmarks: list[list[list[float]] | None] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     detected: list[bool] = field(default_factory=list)
+    method: list[str | None] = field(default_factory=list)
+    iterations: list[int | None] = field(default_factory=list)
+    distance: list[float | None] = field(default_factory=list)
+
+
+_OUTCOME_KEYS = ("method", "iterations", "distance")
 
 
 def _f(v) -> float | None:
@@ -81,19 +97,35 @@ class TrackRecorder:
         self.frame_size = frame_size
         self.n_frames = 0
         self._tracks: dict[int, _TrackData] = {}
+        self._outcomes = False  # whether any frame came with outcomes
 
-    def add(self, faces: Faces, frame_index: int | None = None) -> None:
+    def add(
+        self, faces: Faces, frame_index: int | None = None, outcomes: Sequence[FaceOutcome] | None = None
+    ) -> None:
         """Record the faces of the next frame (or of ``frame_index``).
+
+        Parameters
+        ----------
+        faces : Faces
+            The frame's faces, with track ids.
+        frame_index : int, optional
+            The frame's index; the next one when None.
+        outcomes : sequence of FaceOutcome, optional
+            What protecting each face did, in the order of ``faces``.
 
         Raises
         ------
         ValueError
-            If a face has no track id (``-1``) or an id repeats in the frame.
+            If a face has no track id (``-1``) or an id repeats in the frame,
+            or ``outcomes`` does not have one entry per face.
         """
         index = self.n_frames if frame_index is None else int(frame_index)
         ids = [int(i) for i in faces.track_ids]
         if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
             raise ValueError(f"frame {index}: faces need distinct track ids >= 0 to be saved as tracks, got {ids}")
+        if outcomes is not None and len(outcomes) != len(faces):
+            raise ValueError(f"frame {index}: {len(outcomes)} outcomes for {len(faces)} faces")
+        self._outcomes = self._outcomes or outcomes is not None
         for j in np.argsort(faces.track_ids, kind="stable"):
             t = self._tracks.setdefault(ids[j], _TrackData())
             t.frames.append(index)
@@ -102,17 +134,22 @@ class TrackRecorder:
             t.landmarks.append(None if np.isnan(lm).all() else [[_f(x), _f(y)] for x, y in lm])
             t.scores.append(_f(faces.scores[j]))
             t.detected.append(bool(faces.detected[j]))
+            o = outcomes[j] if outcomes is not None else None
+            t.method.append(o.method if o else None)
+            t.iterations.append(int(o.iterations) if o else None)
+            t.distance.append(_f(o.distance) if o and o.distance is not None else None)
         self.n_frames = max(self.n_frames, index + 1)
 
     def to_json(self) -> dict:
         """The file's content as plain JSON types."""
+        keys = ("frames", "boxes", "landmarks", "scores", "detected") + (_OUTCOME_KEYS if self._outcomes else ())
         return {
             "format": FORMAT,
             "version": VERSION,
             "n_frames": self.n_frames,
             "frame_size": list(self.frame_size) if self.frame_size else None,
             "tracks": [
-                {"id": tid, **{k: getattr(t, k) for k in ("frames", "boxes", "landmarks", "scores", "detected")}}
+                {"id": tid, **{k: getattr(t, k) for k in keys}}
                 for tid, t in sorted(self._tracks.items())
             ],
         }
