@@ -18,6 +18,11 @@ For each clip (default: every video of ``shared/data/videos``):
    (``warm_start=False``, otherwise the same engine, config and encoder
    check, one frame at a time).
 
+The run's ``--tracks-out`` file says which faces fell back to blur; the
+per-clip line counts those on the judged frames and how many of them real
+dlib's HOG detector finds in the original frame (the rest are faces too
+small, turned or blurred for it, or not faces at all).
+
 Prints one markdown row per clip and a total. Run (CPU, one clip at a time;
 minutes to an hour per clip)::
 
@@ -64,11 +69,12 @@ def frames_of(path: Path):
             yield frame.to_ndarray(format="rgb24")
 
 
-def process(clip: Path, out: Path, report: Path, reuse: bool) -> float:
+def process(clip: Path, out: Path, report: Path, tracks: Path, reuse: bool) -> float:
     """Run ``vdeid process`` with its defaults; seconds of wall time (NaN when reused)."""
     if reuse and out.is_file() and report.is_file():
         return float("nan")
     cmd = ["vdeid", "process", str(clip), "-o", str(out), "--report", str(report), "-q", "--overwrite"]
+    cmd += ["--tracks-out", str(tracks)]
     exe = Path(sys.executable).with_name("vdeid")
     cmd[0] = str(exe) if exe.is_file() else cmd[0]
     started = time.perf_counter()
@@ -79,12 +85,14 @@ def process(clip: Path, out: Path, report: Path, reuse: bool) -> float:
 def judge_clip(judge: DlibJudge, clip: Path, protected: Path, stride: int) -> dict:
     """Real-dlib matches of each original face-frame in the decoded output."""
     judged = matched = confirmed = frames = 0
-    distances, found = [], []
+    distances, found, rects = [], [], {}
     for t, (orig, prot) in enumerate(zip(frames_of(clip), frames_of(protected))):
         if t % stride:
             continue
         frames += 1
+        rects[t] = []
         for rect in judge.rects(orig):
+            rects[t].append(((rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2))
             ref = judge.descriptor(orig, rect)
             d = min(float(np.linalg.norm(a - ref)) for a in judge.attempts(prot, rect))
             distances.append(d)
@@ -102,7 +110,27 @@ def judge_clip(judge: DlibJudge, clip: Path, protected: Path, stride: int) -> di
         "confirmed": confirmed,
         "distances": distances,
         "found": found,
+        "rects": rects,
     }
+
+
+def blurred_faces(tracks: Path, rects: dict) -> tuple[int, int]:
+    """Faces that fell back to blur on the judged frames, and how many of them HOG finds in the original.
+
+    A blurred face counts as one dlib finds when the centre of one of HOG's
+    rectangles in the original frame lies inside its box.
+    """
+    if not tracks.is_file():
+        return -1, -1
+    blurred = found = 0
+    for track in json.loads(tracks.read_text())["tracks"]:
+        for t, box, method in zip(track["frames"], track["boxes"], track.get("method", [])):
+            if t not in rects or method != "blur":
+                continue
+            blurred += 1
+            x0, y0, x1, y1 = box
+            found += any(x0 <= cx <= x1 and y0 <= cy <= y1 for cx, cy in rects[t])
+    return blurred, found
 
 
 def cold_iterations(clip: Path, n_frames: int, threads: int) -> list[int]:
@@ -153,9 +181,11 @@ def main() -> None:
     rows = []
     for clip in clips:
         out, report_path = args.out / f"{clip.stem}.mp4", args.out / f"{clip.stem}.json"
-        seconds = process(clip, out, report_path, args.reuse)
+        tracks = args.out / f"{clip.stem}.tracks.json"
+        seconds = process(clip, out, report_path, tracks, args.reuse)
         report = json.loads(report_path.read_text())
         verdict = judge_clip(judge, clip, out, args.stride)
+        blurred, blurred_dlib = blurred_faces(tracks, verdict.pop("rects"))
         cold = cold_iterations(clip, args.cold_frames, args.threads)
         it = report["iterations"]
         row = {
@@ -167,6 +197,8 @@ def main() -> None:
             "first": it["first_frame"],
             "later": it["later_frames"],
             "cold": cold,
+            "blurred_judged": blurred,
+            "blurred_dlib": blurred_dlib,
             **verdict,
         }
         rows.append(row)
@@ -176,7 +208,8 @@ def main() -> None:
         print(
             f"{clip.name}: {row['faces']} faces protected, {row['fallback']} fell back; dlib judged "
             f"{verdict['judged']} face-frames, {verdict['matched']} matched; iterations first/later/cold "
-            f"{median(row['first']):.0f}/{median(row['later']):.0f}/{median(cold):.0f}; {seconds:.0f} s",
+            f"{median(row['first']):.0f}/{median(row['later']):.0f}/{median(cold):.0f}; {seconds:.0f} s; "
+            f"of {blurred} blurred faces on judged frames, HOG finds {blurred_dlib} in the original",
             flush=True,
         )
 
