@@ -135,9 +135,9 @@ class TrackRecorder:
             t.scores.append(_f(faces.scores[j]))
             t.detected.append(bool(faces.detected[j]))
             o = outcomes[j] if outcomes is not None else None
-            t.method.append(o.method if o else None)
-            t.iterations.append(int(o.iterations) if o else None)
-            t.distance.append(_f(o.distance) if o and o.distance is not None else None)
+            t.method.append(None if o is None else o.method)
+            t.iterations.append(None if o is None else int(o.iterations))
+            t.distance.append(None if o is None or o.distance is None else _f(o.distance))
         self.n_frames = max(self.n_frames, index + 1)
 
     def to_json(self) -> dict:
