@@ -103,8 +103,10 @@ def test_budget_zero_fails_closed_with_the_fallback():
 def test_unreachable_margin_fails_closed_with_the_fallback():
     frame = _frame()
     faces = _faces([[30, 20, 70, 60]])
-    _, outcomes = _method(margin=10.0, max_iter=4).protect([frame], [faces])
+    method = _method(margin=10.0, max_iter=4)
+    _, outcomes = method.protect([frame], [faces])
     assert outcomes[0].method == "blur" and outcomes[0].reached is False
+    assert method.stats["faces"][0]["written"] is False
     assert outcomes[0].iterations == 4
 
 
@@ -234,6 +236,8 @@ def test_faces_the_encoder_pushes_back_fail_closed():
     _, outcomes = checked.protect([frame], [faces])
     assert checked.stats["encoder_short"] == 2
     assert [(o.method, o.reached) for o in outcomes] == [("blur", False)] * 2
+    # The per-face record tells an encoder failure from a budget one.
+    assert [(f["written"], f["reached"]) for f in checked.stats["faces"]] == [(True, False)] * 2
 
 
 def test_video_faces_aim_for_the_video_margin_and_photos_do_not():

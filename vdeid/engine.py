@@ -203,7 +203,9 @@ class AdversarialMethod:
         (round trips through the encoder), ``encoder_short`` (faces that
         passed on the written frames but not after the first round trip)
         and ``faces`` (per face: frame, index, whether it was warm-started,
-        iterations, reached).
+        iterations, ``written``: whether it passed on the written frames,
+        before the encoder check, and ``reached``: whether it was protected
+        by the attack in the end).
 
     Notes
     -----
@@ -308,14 +310,20 @@ class AdversarialMethod:
                     break
                 self.stats["rounds"] += 1
                 self._continue(out, retry, levels)
+            written = {id(j) for j in jobs if j.reached}
             if self.round_trip is not None and self.cfg.encoder_check:
-                out = self._check_encoded(frames, out, jobs, levels)
+                out = self._check_encoded(frames, out, jobs, levels, written)
+        else:
+            written = set()
         failed = [j for j in jobs if not j.reached]
         if failed:
             out = self._apply_fallback(out, faces, failed)
         self._remember(jobs)
         self.stats["faces"] = [
-            {"frame": j.frame, "face": j.index, "warm": j.warm, "iterations": j.iterations, "reached": j.reached}
+            {
+                "frame": j.frame, "face": j.index, "warm": j.warm, "iterations": j.iterations,
+                "written": id(j) in written, "reached": j.reached,
+            }
             for j in jobs
         ]
         return out, [self._outcome(j) for j in jobs]
@@ -731,7 +739,7 @@ class AdversarialMethod:
                 job.distance = float(worst[b]) * thr0
 
     def _check_encoded(
-        self, frames: list[np.ndarray], out: list[np.ndarray], jobs: list[_Job], levels: Optional[int]
+        self, frames: list[np.ndarray], out: list[np.ndarray], jobs: list[_Job], levels: Optional[int], passed: set
     ) -> list[np.ndarray]:
         """Judge the attacked faces after the output's encoder; continue those it pushed back.
 
@@ -743,13 +751,15 @@ class AdversarialMethod:
         still short after ``encoder_rounds`` rounds stay unreached (they get
         the fallback).
 
+        ``passed`` holds the ``id`` of each face that passed on the written
+        frames (for the ``encoder_short`` count).
+
         Returns
         -------
         list of ndarray
             The written frames (what goes to the output's encoder).
         """
         attacked = [j for j in jobs if j.shipped is not None]
-        passed = {id(j) for j in attacked if j.reached}
         rounds = max(0, int(self.cfg.encoder_rounds))
         for r in range(rounds + 1):
             self._verify(self.round_trip(out), attacked, margin=float(self.cfg.margin))

@@ -1,0 +1,119 @@
+"""Where faces fall back to blur: in the attack loop (budget) or after the encoder.
+
+Protects frames ``[--start, --start + --frames)`` of a clip chunk by chunk, as
+``vdeid process`` does (its detector, tracker, engine and the output's
+encoder round trip), and counts per face whether it passed on the written
+frames (``written``) and whether it was protected in the end (``reached``):
+
+- *loop*: missed its target on the written frames within its budget (or
+  could not be attacked: no landmarks), and the encoder rounds, which also
+  continue such faces with what budget they have left, did not rescue it;
+- *encoder*: passed on the written frames, then fell short after the encoder
+  round trips.
+
+``--set key=value`` overrides an :class:`~vdeid.config.AttackConfig` field
+(e.g. ``max_iter=120``, ``alpha=1.0``, ``lam=0``); ``--faces`` prints every
+face. Run::
+
+    OMP_NUM_THREADS=1 python benchmarks/fallback_trace.py CLIP --start 180 --frames 8 --faces
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from protect_videos import frames_of  # noqa: E402
+
+from vdeid.config import AttackConfig, Config  # noqa: E402
+from vdeid.detect.tiling import create_detector  # noqa: E402
+from vdeid.engine import AdversarialMethod  # noqa: E402
+from vdeid.io import VideoSink, open_video  # noqa: E402
+from vdeid.track.stage import track_faces  # noqa: E402
+
+
+def attack_config(settings: list[str]) -> AttackConfig:
+    """The default AttackConfig with ``key=value`` overrides, typed like the defaults."""
+    cfg = AttackConfig()
+    kinds = {f.name: type(getattr(cfg, f.name)) for f in fields(cfg)}
+    changes = {}
+    for item in settings:
+        key, _, value = item.partition("=")
+        if key not in kinds:
+            raise SystemExit(f"unknown AttackConfig field {key!r}")
+        changes[key] = value.lower() in ("1", "true", "yes") if kinds[key] is bool else kinds[key](value)
+    return replace(cfg, **changes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clip", type=Path)
+    parser.add_argument("--start", type=int, default=0)
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--set", dest="settings", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--faces", action="store_true", help="print every face")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = Config(device="cpu")
+    config.attack = attack_config(args.settings)
+    frames = [f for t, f in enumerate(frames_of(args.clip)) if args.start <= t < args.start + args.frames]
+    h, w = frames[0].shape[:2]
+    detector = create_detector(config.detect, "cpu", (w, h), small_faces=config.track.small_faces)
+    tracked = list(track_faces(zip(frames, detector.detect(frames)), config.track, frame_size=(w, h)))
+    with tempfile.TemporaryDirectory() as tmp, open_video(args.clip) as source:
+        sink = VideoSink(Path(tmp) / "unused.mp4", source, config.encode)
+        trip = sink.round_trip()
+        sink.abort()
+    engine = AdversarialMethod(config, attack="pfgvm", round_trip=trip)
+    rows, started = [], time.perf_counter()
+    for c in range(0, len(tracked), config.chunk_frames):
+        chunk = tracked[c : c + config.chunk_frames]
+        engine.protect([f for f, _ in chunk], [fa for _, fa in chunk])
+        for face in engine.stats["faces"]:
+            fa = chunk[face["frame"]][1]
+            box = fa.boxes[face["face"]]
+            face.update(
+                frame=args.start + c + face["frame"],
+                track=int(fa.track_ids[face["face"]]),
+                detected=bool(fa.detected[face["face"]]),
+                side=int(round(float(np.sqrt(np.prod(box[2:] - box[:2]))))),
+            )
+            rows.append(face)
+    seconds = time.perf_counter() - started
+    if args.faces:
+        print("| frame | track | side px | detected | warm | iterations | passed written | protected |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['frame']} | {r['track']} | {r['side']} | {r['detected']} | {r['warm']} "
+                f"| {r['iterations']} | {r['written']} | {r['reached']} |"
+            )
+    warm = [r["iterations"] for r in rows if r["warm"]]
+    summary = {
+        "clip": args.clip.name,
+        "frames": f"{args.start}-{args.start + len(tracked) - 1}",
+        "settings": args.settings,
+        "faces": len(rows),
+        "blurred": sum(not r["reached"] for r in rows),
+        "blurred_loop": sum(not r["written"] and not r["reached"] for r in rows),
+        "blurred_encoder": sum(r["written"] and not r["reached"] for r in rows),
+        "iterations": sum(r["iterations"] for r in rows),
+        "median_warm": float(np.median(warm)) if warm else None,
+        "seconds": round(seconds),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
