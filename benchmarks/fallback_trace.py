@@ -9,7 +9,9 @@ frames (``written``) and whether it was protected in the end (``reached``):
   could not be attacked: no landmarks), and the encoder rounds, which also
   continue such faces with what budget they have left, did not rescue it;
 - *encoder*: passed on the written frames, then fell short after the encoder
-  round trips.
+  round trips;
+- *by neighbour*: protected, until a neighbouring face's fallback reached
+  into its crop and undid it, so it is blurred too.
 
 ``--set key=value`` overrides an :class:`~vdeid.config.AttackConfig` field
 (e.g. ``max_iter=120``, ``alpha=1.0``, ``lam=0``); ``--faces`` prints every
@@ -92,12 +94,12 @@ def main() -> None:
             rows.append(face)
     seconds = time.perf_counter() - started
     if args.faces:
-        print("| frame | track | side px | detected | warm | iterations | passed written | protected |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| frame | track | side px | detected | warm | iterations | passed written | undone by neighbour | protected |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
                 f"| {r['frame']} | {r['track']} | {r['side']} | {r['detected']} | {r['warm']} "
-                f"| {r['iterations']} | {r['written']} | {r['reached']} |"
+                f"| {r['iterations']} | {r['written']} | {r['undone']} | {r['reached']} |"
             )
     warm = [r["iterations"] for r in rows if r["warm"]]
     summary = {
@@ -106,8 +108,9 @@ def main() -> None:
         "settings": args.settings,
         "faces": len(rows),
         "blurred": sum(not r["reached"] for r in rows),
-        "blurred_loop": sum(not r["written"] and not r["reached"] for r in rows),
-        "blurred_encoder": sum(r["written"] and not r["reached"] for r in rows),
+        "blurred_loop": sum(not r["written"] and not r["reached"] and not r["undone"] for r in rows),
+        "blurred_encoder": sum(r["written"] and not r["reached"] and not r["undone"] for r in rows),
+        "blurred_by_neighbour": sum(r["undone"] for r in rows),
         "iterations": sum(r["iterations"] for r in rows),
         "median_warm": float(np.median(warm)) if warm else None,
         "seconds": round(seconds),

@@ -225,6 +225,35 @@ def test_faces_the_encoder_pushes_back_continue_until_they_survive_it():
         assert _distance(method.recognizers[0], frame, shipped, faces, i) > THRESHOLD + 0.02
 
 
+def test_a_fallback_that_undoes_a_neighbours_protection_spreads_to_it():
+    # A face without landmarks (no track to borrow them from) is blurred
+    # after the attacked face beside it was judged; where the blur reaches
+    # into that face, it is judged again and blurred too if it no longer passes.
+    frame = _frame(seed=1)
+    faces = _faces([[30, 20, 70, 60], [44, 26, 84, 66]])
+    faces.landmarks[1] = np.nan
+    method = _method()
+    out, outcomes = method.protect([frame], [faces])
+    assert outcomes[1].method == "blur"
+    assert method.stats["undone_by_fallback"] == 1 and outcomes[0].method == "blur"
+    # Independently: the first face protected alone, then its neighbour's blur on top.
+    alone, (o,) = _method().protect([frame], [faces[np.array([0])]])
+    assert o.method == "pfgvm"
+    (blurred,), _ = method.fallback.protect(alone, [faces[np.array([1])]])
+    assert _distance(method.recognizers[0], frame, blurred, faces, 0) < THRESHOLD + 0.02
+    # In video the touched face is judged after the encoder, like the others.
+    video = _method(compression=True, video_margin=0.0, max_iter=60, round_trip=_x264(18))
+    _, outcomes = video.protect([frame], [faces])
+    assert video.stats["encoder_short"] == 0 and video.stats["encoder_checks"] == 2
+    assert video.stats["undone_by_fallback"] == 1 and [o.method for o in outcomes] == ["blur", "blur"]
+    # A neighbour far enough away is not touched by the blur and stays attacked.
+    apart = _faces([[4, 20, 36, 52], [84, 30, 124, 70]])
+    apart.landmarks[1] = np.nan
+    out, outcomes = method.protect([frame], [apart])
+    assert method.stats["undone_by_fallback"] == 0 and [o.method for o in outcomes] == ["pfgvm", "blur"]
+    assert _distance(method.recognizers[0], frame, out[0], apart, 0) > THRESHOLD + 0.02
+
+
 def test_faces_the_encoder_pushes_back_fail_closed():
     frame, faces, trip = _frame(seed=1), _faces(TWO_FACES), _x264(18)
     # Without the compression proxy both faces pass on the written frame and lose it in the encoder.

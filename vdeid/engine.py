@@ -201,11 +201,14 @@ class AdversarialMethod:
         ``forward_faces`` (face-forwards through the recognisers),
         ``rounds`` (extra verify-and-continue rounds), ``encoder_checks``
         (round trips through the encoder), ``encoder_short`` (faces that
-        passed on the written frames but not after the first round trip)
+        passed on the written frames but not after the first round trip),
+        ``undone_by_fallback`` (protected faces a neighbour's fallback
+        pushed back under the target, which got the fallback too)
         and ``faces`` (per face: frame, index, whether it was warm-started,
         iterations, ``written``: whether it passed on the written frames,
-        before the encoder check, and ``reached``: whether it was protected
-        by the attack in the end).
+        before the encoder check, ``undone``: whether a neighbour's fallback
+        undid it, and ``reached``: whether it was protected by the attack in
+        the end).
 
     Notes
     -----
@@ -315,14 +318,13 @@ class AdversarialMethod:
                 out = self._check_encoded(frames, out, jobs, levels, written)
         else:
             written = set()
-        failed = [j for j in jobs if not j.reached]
-        if failed:
-            out = self._apply_fallback(out, faces, failed)
+        out, undone = self._fall_back(out, faces, jobs)
+        self.stats["undone_by_fallback"] = len(undone)
         self._remember(jobs)
         self.stats["faces"] = [
             {
                 "frame": j.frame, "face": j.index, "warm": j.warm, "iterations": j.iterations,
-                "written": id(j) in written, "reached": j.reached,
+                "written": id(j) in written, "undone": id(j) in undone, "reached": j.reached,
             }
             for j in jobs
         ]
@@ -780,6 +782,38 @@ class AdversarialMethod:
         """``(3, h, w)`` float crop of a job's context region from ``frames``."""
         crop = to_float(frames[job.frame][job.context.slices])
         return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).to(self.device)
+
+    def _fall_back(
+        self, out: list[np.ndarray], faces: list[Faces], jobs: list[_Job]
+    ) -> tuple[list[np.ndarray], set]:
+        """Give every unreached face the fallback, and re-judge the protected faces it touched.
+
+        A fallback region can reach into a protected neighbour's crop (faces
+        that overlap, a cross-dissolve, a track's box that drifted) and undo
+        part of a perturbation that was judged before it. Each protected face
+        whose crop the fallback changed is judged again, as before (after the
+        encoder in video); one that no longer passes gets the fallback too,
+        until no protected face is touched. Returns the frames and the ``id``
+        of each face so undone.
+        """
+        failed, undone = [j for j in jobs if not j.reached], set()
+        while failed:
+            before = list(out)  # the fallback replaces frames, it does not write into them
+            out = self._apply_fallback(out, faces, failed)
+            touched = [
+                j for j in jobs
+                if j.reached and not np.array_equal(before[j.frame][j.context.slices], out[j.frame][j.context.slices])
+            ]
+            if not touched:
+                break
+            if self.round_trip is not None and self.cfg.encoder_check:
+                self._verify(self.round_trip(out), touched, margin=float(self.cfg.margin))
+                self.stats["encoder_checks"] += 1
+            else:
+                self._verify(out, touched)
+            failed = [j for j in touched if not j.reached]
+            undone |= {id(j) for j in failed}
+        return out, undone
 
     def _apply_fallback(self, out: list[np.ndarray], faces: list[Faces], failed: list[_Job]) -> list[np.ndarray]:
         by_frame: dict[int, list[int]] = {}
