@@ -21,7 +21,9 @@ every attack of :mod:`vdeid.attacks` (registered as ``pfgvm``, ``ifgvm``,
 4. fails closed: a face that misses its target within ``max_iter`` iterations
    (or has no landmarks to align with) gets the fallback method
    (``AttackConfig.fallback``, blur by default) and its
-   :class:`~vdeid.methods.base.FaceOutcome` says so.
+   :class:`~vdeid.methods.base.FaceOutcome` says so; a protected face whose
+   crop a neighbour's fallback changed is judged again, and falls back too
+   if it no longer passes.
 
 Batching and warm starts
 ------------------------
