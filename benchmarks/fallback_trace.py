@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
-from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,26 +33,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from protect_videos import frames_of  # noqa: E402
+from _attack_settings import apply_attack_settings  # noqa: E402
+from protect_videos import frames_of, output_round_trip  # noqa: E402
 
-from vdeid.config import AttackConfig, Config  # noqa: E402
+from vdeid.config import Config  # noqa: E402
 from vdeid.detect.tiling import create_detector  # noqa: E402
 from vdeid.engine import AdversarialMethod  # noqa: E402
-from vdeid.io import VideoSink, open_video  # noqa: E402
 from vdeid.track.stage import track_faces  # noqa: E402
-
-
-def attack_config(settings: list[str]) -> AttackConfig:
-    """The default AttackConfig with ``key=value`` overrides, typed like the defaults."""
-    cfg = AttackConfig()
-    kinds = {f.name: type(getattr(cfg, f.name)) for f in fields(cfg)}
-    changes = {}
-    for item in settings:
-        key, _, value = item.partition("=")
-        if key not in kinds:
-            raise SystemExit(f"unknown AttackConfig field {key!r}")
-        changes[key] = value.lower() in ("1", "true", "yes") if kinds[key] is bool else kinds[key](value)
-    return replace(cfg, **changes)
 
 
 def main() -> None:
@@ -68,16 +53,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = Config(device="cpu")
-    config.attack = attack_config(args.settings)
+    apply_attack_settings(config.attack, args.settings)
     frames = [f for t, f in enumerate(frames_of(args.clip)) if args.start <= t < args.start + args.frames]
     h, w = frames[0].shape[:2]
     detector = create_detector(config.detect, "cpu", (w, h), small_faces=config.track.small_faces)
     tracked = list(track_faces(zip(frames, detector.detect(frames)), config.track, frame_size=(w, h)))
-    with tempfile.TemporaryDirectory() as tmp, open_video(args.clip) as source:
-        sink = VideoSink(Path(tmp) / "unused.mp4", source, config.encode)
-        trip = sink.round_trip()
-        sink.abort()
-    engine = AdversarialMethod(config, attack="pfgvm", round_trip=trip)
+    engine = AdversarialMethod(config, attack="pfgvm", round_trip=output_round_trip(args.clip, config))
     rows, started = [], time.perf_counter()
     for c in range(0, len(tracked), config.chunk_frames):
         chunk = tracked[c : c + config.chunk_frames]

@@ -54,6 +54,7 @@ SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _attack_settings import apply_attack_settings  # noqa: E402
 from _dlib_reference import DlibJudge, load_rgb  # noqa: E402
 
 from vdeid.config import Config  # noqa: E402
@@ -151,18 +152,7 @@ def attack_config(args) -> Config:
     config = Config(device=args.device)
     if args.max_iter is not None:
         config.attack.max_iter = args.max_iter
-    for item in args.set:
-        key, _, text = item.partition("=")
-        current = getattr(config.attack, key)
-        if text.lower() in ("none", "null"):
-            value = None
-        elif isinstance(current, bool):
-            value = text.lower() in ("1", "true", "yes", "on")
-        elif current is None:
-            value = float(text)
-        else:
-            value = type(current)(text)
-        setattr(config.attack, key, value)
+    apply_attack_settings(config.attack, args.set)
     return config
 
 

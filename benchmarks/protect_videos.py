@@ -133,6 +133,15 @@ def blurred_faces(tracks: Path, rects: dict) -> tuple[int, int]:
     return blurred, found
 
 
+def output_round_trip(clip: Path, config: Config):
+    """The in-memory encoder round trip ``vdeid process`` would give ``clip``'s output."""
+    with tempfile.TemporaryDirectory() as tmp, open_video(clip) as source:
+        sink = VideoSink(Path(tmp) / "unused.mp4", source, config.encode)
+        trip = sink.round_trip()
+        sink.abort()
+    return trip
+
+
 def cold_iterations(clip: Path, n_frames: int, threads: int) -> list[int]:
     """Iterations of faces protected from scratch on ``n_frames`` frames spread over the clip.
 
@@ -144,12 +153,8 @@ def cold_iterations(clip: Path, n_frames: int, threads: int) -> list[int]:
     picks = np.unique(np.linspace(0, len(frames) - 1, n_frames).round().astype(int))
     config = Config(device="cpu")
     config.attack.warm_start = False
-    with tempfile.TemporaryDirectory() as tmp, open_video(clip) as source:
-        sink = VideoSink(Path(tmp) / "unused.mp4", source, config.encode)
-        trip = sink.round_trip()
-        sink.abort()
     detector = FaceDetector(config.detect, "cpu")
-    engine = AdversarialMethod(config, attack="pfgvm", round_trip=trip)
+    engine = AdversarialMethod(config, attack="pfgvm", round_trip=output_round_trip(clip, config))
     out = []
     for t in picks:
         faces = detector.detect([frames[t]])[0]

@@ -299,6 +299,7 @@ class AdversarialMethod:
             "waves": 0, "batches": 0, "forward_faces": 0, "rounds": 0, "alignment_views": 0,
             "encoder_checks": 0, "encoder_short": 0,
         }
+        written: set = set()  # faces that passed on the written frames
         if any(j.attackable for j in jobs):
             levels = self._levels(frames[0])
             self._run(frames, jobs, levels)
@@ -318,8 +319,6 @@ class AdversarialMethod:
             written = {id(j) for j in jobs if j.reached}
             if self.round_trip is not None and self.cfg.encoder_check:
                 out = self._check_encoded(frames, out, jobs, levels, written)
-        else:
-            written = set()
         out, undone = self._fall_back(out, faces, jobs)
         self.stats["undone_by_fallback"] = len(undone)
         self._remember(jobs)
@@ -742,6 +741,11 @@ class AdversarialMethod:
                 job.reached = job.shortfall < 0
                 job.distance = float(worst[b]) * thr0
 
+    def _verify_encoded(self, out: list[np.ndarray], jobs: list[_Job]) -> None:
+        """:meth:`_verify` against ``margin`` on ``out`` as the output's encoder returns it."""
+        self._verify(self.round_trip(out), jobs, margin=float(self.cfg.margin))
+        self.stats["encoder_checks"] += 1
+
     def _check_encoded(
         self, frames: list[np.ndarray], out: list[np.ndarray], jobs: list[_Job], levels: Optional[int], passed: set
     ) -> list[np.ndarray]:
@@ -766,8 +770,7 @@ class AdversarialMethod:
         attacked = [j for j in jobs if j.shipped is not None]
         rounds = max(0, int(self.cfg.encoder_rounds))
         for r in range(rounds + 1):
-            self._verify(self.round_trip(out), attacked, margin=float(self.cfg.margin))
-            self.stats["encoder_checks"] += 1
+            self._verify_encoded(out, attacked)
             if r == 0:
                 self.stats["encoder_short"] = sum(1 for j in attacked if id(j) in passed and not j.reached)
             retry = [j for j in attacked if not j.reached and j.iterations < self.cfg.max_iter]
@@ -809,8 +812,7 @@ class AdversarialMethod:
             if not touched:
                 break
             if self.round_trip is not None and self.cfg.encoder_check:
-                self._verify(self.round_trip(out), touched, margin=float(self.cfg.margin))
-                self.stats["encoder_checks"] += 1
+                self._verify_encoded(out, touched)
             else:
                 self._verify(out, touched)
             failed = [j for j in touched if not j.reached]
