@@ -2,12 +2,14 @@
 
 Protects frames ``[--start, --start + --frames)`` of a clip chunk by chunk, as
 ``vdeid process`` does (its detector, tracker, engine and the output's
-encoder round trip), and counts per face whether it passed on the written
-frames (``written``) and whether it was protected in the end (``reached``):
+encoder round trip), and counts the blurred faces by the reason their
+outcome gives (``FaceOutcome.fallback_reason``, as in the report of
+``vdeid process``):
 
-- *loop*: missed its target on the written frames within its budget (or
-  could not be attacked: no landmarks), and the encoder rounds, which also
-  continue such faces with what budget they have left, did not rescue it;
+- *loop* (``attack``): missed its target on the written frames within its
+  budget, and the encoder rounds, which also continue such faces with what
+  budget they have left, did not rescue it; ``no_landmarks`` faces, which
+  could not be attacked, are counted here too;
 - *encoder*: passed on the written frames, then fell short after the encoder
   round trips;
 - *by neighbour*: protected, until a neighbouring face's fallback reached
@@ -26,6 +28,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +65,8 @@ def main() -> None:
     rows, started = [], time.perf_counter()
     for c in range(0, len(tracked), config.chunk_frames):
         chunk = tracked[c : c + config.chunk_frames]
-        engine.protect([f for f, _ in chunk], [fa for _, fa in chunk])
-        for face in engine.stats["faces"]:
+        _, outcomes = engine.protect([f for f, _ in chunk], [fa for _, fa in chunk])
+        for face, outcome in zip(engine.stats["faces"], outcomes):
             fa = chunk[face["frame"]][1]
             box = fa.boxes[face["face"]]
             face.update(
@@ -71,27 +74,29 @@ def main() -> None:
                 track=int(fa.track_ids[face["face"]]),
                 detected=bool(fa.detected[face["face"]]),
                 side=int(round(float(np.sqrt(np.prod(box[2:] - box[:2]))))),
+                reason=outcome.fallback_reason,
             )
             rows.append(face)
     seconds = time.perf_counter() - started
     if args.faces:
-        print("| frame | track | side px | detected | warm | iterations | passed written | undone by neighbour | protected |")
+        print("| frame | track | side px | detected | warm | iterations | passed written | protected | fallback reason |")
         print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
                 f"| {r['frame']} | {r['track']} | {r['side']} | {r['detected']} | {r['warm']} "
-                f"| {r['iterations']} | {r['written']} | {r['undone']} | {r['reached']} |"
+                f"| {r['iterations']} | {r['written']} | {r['reached']} | {r['reason'] or ''} |"
             )
     warm = [r["iterations"] for r in rows if r["warm"]]
+    reasons = Counter(r["reason"] for r in rows if r["reason"])
     summary = {
         "clip": args.clip.name,
         "frames": f"{args.start}-{args.start + len(tracked) - 1}",
         "settings": args.settings,
         "faces": len(rows),
         "blurred": sum(not r["reached"] for r in rows),
-        "blurred_loop": sum(not r["written"] and not r["reached"] and not r["undone"] for r in rows),
-        "blurred_encoder": sum(r["written"] and not r["reached"] and not r["undone"] for r in rows),
-        "blurred_by_neighbour": sum(r["undone"] for r in rows),
+        "blurred_loop": reasons["attack"] + reasons["no_landmarks"],
+        "blurred_encoder": reasons["encoder"],
+        "blurred_by_neighbour": reasons["neighbour"],
         "iterations": sum(r["iterations"] for r in rows),
         "median_warm": float(np.median(warm)) if warm else None,
         "seconds": round(seconds),

@@ -43,7 +43,7 @@ def cli(verbose: bool) -> None:
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output video file.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write a JSON report here.")
-@click.option("--tracks-out", type=click.Path(path_type=Path), help="Also write the face tracks (frames, boxes, landmarks, detected or bridged) and what protected each face (method, iterations) as JSON.")
+@click.option("--tracks-out", type=click.Path(path_type=Path), help="Also write the face tracks (frames, boxes, landmarks, detected or bridged) and what protected each face (method, iterations, why it fell back) as JSON.")
 @click.option("--tracks-in", type=click.Path(path_type=Path), help="Protect the tracks of this file (from --tracks-out, maybe corrected) instead of detecting.")
 @click.option("--preview", type=click.Path(path_type=Path), help="Also write a review video with the boxes, track ids and bridged boxes drawn.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
@@ -74,9 +74,11 @@ def process(
             tracks_out=tracks_out, tracks_in=tracks_in, preview=preview,
         )
     if not quiet:
+        reasons = report.fallback_breakdown()
         click.echo(
             f"{output}: {report.frames} frames, {report.faces} face-frames protected"
-            f" ({report.fallback} by the fallback) in {report.timings['total']:.1f} s",
+            f" ({report.fallback} by the fallback{': ' + reasons if reasons else ''})"
+            f" in {report.timings['total']:.1f} s",
             err=True,
         )
 

@@ -97,6 +97,7 @@ def test_budget_zero_fails_closed_with_the_fallback():
     out, outcomes = _method(max_iter=0).protect([frame], [faces])
     (o,) = outcomes
     assert (o.method, o.reached, o.protected, o.iterations) == ("blur", False, True, 0)
+    assert o.fallback_reason == "attack"
     assert np.abs(out[0].astype(int) - frame).max() > 10  # blurred, not left as is
 
 
@@ -107,7 +108,7 @@ def test_unreachable_margin_fails_closed_with_the_fallback():
     _, outcomes = method.protect([frame], [faces])
     assert outcomes[0].method == "blur" and outcomes[0].reached is False
     assert method.stats["faces"][0]["written"] is False
-    assert outcomes[0].iterations == 4
+    assert outcomes[0].iterations == 4 and outcomes[0].fallback_reason == "attack"
 
 
 def test_warm_start_cuts_iterations_on_a_slowly_moving_face():
@@ -220,7 +221,7 @@ def test_faces_the_encoder_pushes_back_continue_until_they_survive_it():
     assert method.stats["encoder_short"] == 1 and method.stats["encoder_checks"] == 2
     shipped = trip(out)[0]
     for i, o in enumerate(outcomes):
-        assert o.reached and o.method == "pfgvm"
+        assert o.reached and o.method == "pfgvm" and o.fallback_reason is None
         # Judged independently on what a viewer decodes.
         assert _distance(method.recognizers[0], frame, shipped, faces, i) > THRESHOLD + 0.02
 
@@ -234,8 +235,9 @@ def test_a_fallback_that_undoes_a_neighbours_protection_spreads_to_it():
     faces.landmarks[1] = np.nan
     method = _method()
     out, outcomes = method.protect([frame], [faces])
-    assert outcomes[1].method == "blur"
+    assert (outcomes[1].method, outcomes[1].fallback_reason) == ("blur", "no_landmarks")
     assert method.stats["undone_by_fallback"] == 1 and outcomes[0].method == "blur"
+    assert outcomes[0].fallback_reason == "neighbour"
     # Independently: the first face protected alone, then its neighbour's blur on top.
     alone, (o,) = _method().protect([frame], [faces[np.array([0])]])
     assert o.method == "pfgvm"
@@ -246,11 +248,13 @@ def test_a_fallback_that_undoes_a_neighbours_protection_spreads_to_it():
     _, outcomes = video.protect([frame], [faces])
     assert video.stats["encoder_short"] == 0 and video.stats["encoder_checks"] == 2
     assert video.stats["undone_by_fallback"] == 1 and [o.method for o in outcomes] == ["blur", "blur"]
+    assert [o.fallback_reason for o in outcomes] == ["neighbour", "no_landmarks"]
     # A neighbour far enough away is not touched by the blur and stays attacked.
     apart = _faces([[4, 20, 36, 52], [84, 30, 124, 70]])
     apart.landmarks[1] = np.nan
     out, outcomes = method.protect([frame], [apart])
     assert method.stats["undone_by_fallback"] == 0 and [o.method for o in outcomes] == ["pfgvm", "blur"]
+    assert [o.fallback_reason for o in outcomes] == [None, "no_landmarks"]
     assert _distance(method.recognizers[0], frame, out[0], apart, 0) > THRESHOLD + 0.02
 
 
@@ -265,8 +269,9 @@ def test_faces_the_encoder_pushes_back_fail_closed():
     _, outcomes = checked.protect([frame], [faces])
     assert checked.stats["encoder_short"] == 2
     assert [(o.method, o.reached) for o in outcomes] == [("blur", False)] * 2
-    # The per-face record tells an encoder failure from a budget one.
+    # The per-face record and the outcome tell an encoder failure from a budget one.
     assert [(f["written"], f["reached"]) for f in checked.stats["faces"]] == [(True, False)] * 2
+    assert [o.fallback_reason for o in outcomes] == ["encoder"] * 2
 
 
 def test_video_faces_aim_for_the_video_margin_and_photos_do_not():

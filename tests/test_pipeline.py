@@ -66,7 +66,7 @@ def test_report(blurred):
     assert data["frames"] == report.frames == len(data["faces_per_frame"])
     assert data["faces"] == sum(data["faces_per_frame"]) > 0
     assert data["faces_by_method"].get("blur") == data["faces"]
-    assert data["fallback"] == 0
+    assert data["fallback"] == 0 and data["fallback_reasons"] == {}
     assert {"decode", "detect", "protect", "encode", "total"} <= set(data["timings_s"])
     assert data["versions"]["torch"] and data["config"]["method"] == "blur"
 
@@ -251,8 +251,10 @@ def test_engine_failure_falls_back(tmp_path, monkeypatch):
     )
     assert report.faces > 0
     assert report.outcomes["blur"] == report.faces
+    assert report.fallback_reasons == {"error": report.faces}
     entries = json.loads((tmp_path / "t.json").read_text())["tracks"]
     assert sum(t["method"].count("blur") for t in entries) == report.faces  # the tracks file says so too
+    assert sum(t["fallback_reason"].count("error") for t in entries) == report.faces
     assert any("engine exploded" in n for n in report.notes)
 
 

@@ -329,7 +329,7 @@ class AdversarialMethod:
             }
             for j in jobs
         ]
-        return out, [self._outcome(j) for j in jobs]
+        return out, [self._outcome(j, _fallback_reason(j, written, undone)) for j in jobs]
 
     def protect_still(self, image: np.ndarray, faces: Faces) -> tuple[np.ndarray, list[FaceOutcome]]:
         """Protect one photo: the same engine on a single frame, without warm-start state.
@@ -832,7 +832,7 @@ class AdversarialMethod:
         logger.info("%s: %d face(s) missed the target; protected with %s", self.name, n, fallback.name)
         return out
 
-    def _outcome(self, job: _Job) -> FaceOutcome:
+    def _outcome(self, job: _Job, fallback_reason: Optional[str]) -> FaceOutcome:
         method = self.name if job.reached else self.fallback.name
         return FaceOutcome(
             frame=job.frame,
@@ -842,6 +842,7 @@ class AdversarialMethod:
             iterations=job.iterations,
             reached=job.reached,
             distance=job.distance,
+            fallback_reason=fallback_reason,
         )
 
     def _remember(self, jobs: list[_Job]) -> None:
@@ -859,6 +860,17 @@ class AdversarialMethod:
         if len(self._tracks) > 4096:
             for key in list(self._tracks)[: len(self._tracks) - 4096]:
                 del self._tracks[key]
+
+
+def _fallback_reason(job: _Job, written: set, undone: set) -> Optional[str]:
+    """Why ``job`` got the fallback (a key of :data:`~vdeid.methods.base.FALLBACK_REASONS`), or None."""
+    if job.reached:
+        return None
+    if not job.attackable:
+        return "no_landmarks"
+    if id(job) in undone:
+        return "neighbour"
+    return "encoder" if id(job) in written else "attack"
 
 
 def attack_precision(cfg: AttackConfig, device: str | torch.device) -> torch.autocast:

@@ -67,7 +67,8 @@ def process_video(
         file (:mod:`vdeid.track.tracks_io`): per track its frames, boxes,
         landmarks, scores and whether each box was detected or predicted,
         and per face the method whose pixels shipped (the fallback's where
-        the attack missed), its iterations and its recogniser distance.
+        the attack missed, and why), its iterations and its recogniser
+        distance.
     tracks_in : str or Path, optional
         Protect the faces of this tracks file instead of detecting and
         tracking (a reviewer's corrected ``tracks_out``). The video must be
@@ -192,7 +193,9 @@ def process_video(
     report.timings["encode"] = writer.busy_seconds  # with the preview's drawing and encoding
     report.timings["total"] = time.perf_counter() - started
     if report.fallback:
-        logger.warning("%s: %d face(s) needed the fallback method", input_path, report.fallback)
+        logger.warning(
+            "%s: %d face(s) needed the fallback method (%s)", input_path, report.fallback, report.fallback_breakdown()
+        )
     if report_path is not None:
         report.write(report_path)
     return report
@@ -222,6 +225,7 @@ def protect_chunk(
         logger.warning("method %s failed on a chunk (%s); using %s", method.name, exc, fallback.name)
         report.notes.append(f"{method.name} failed on a chunk ({type(exc).__name__}: {exc}); used {fallback.name}")
         out, outcomes = fallback.protect(images, faces)
+        outcomes = [replace(o, fallback_reason="error") for o in outcomes]
     expected = sum(len(f) for f in faces)
     if len(outcomes) != expected or not all(o.protected for o in outcomes):
         raise RuntimeError(f"method {method.name} did not protect every face ({len(outcomes)} of {expected})")

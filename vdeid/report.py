@@ -81,6 +81,9 @@ class Report:
         Counts by the method that produced the shipped pixels.
     fallback : int
         Faces whose primary method did not reach its target (fail closed).
+    fallback_reasons : dict
+        Those faces counted by why they fell back (the keys of
+        :data:`~vdeid.methods.base.FALLBACK_REASONS`).
     iterations_first, iterations_next : list of int
         Attack iterations on a track's first frame and on later frames.
     """
@@ -94,6 +97,7 @@ class Report:
     detected_per_frame: list = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)
     fallback: int = 0
+    fallback_reasons: Counter = field(default_factory=Counter)
     iterations_first: list = field(default_factory=list)
     iterations_next: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
@@ -110,12 +114,17 @@ class Report:
     def faces(self) -> int:
         return int(sum(self.faces_per_frame))
 
+    def fallback_breakdown(self) -> str:
+        """The fallbacks by reason, most frequent first (``"encoder 10, attack 4"``; empty if none)."""
+        return ", ".join(f"{reason} {n}" for reason, n in self.fallback_reasons.most_common())
+
     def add_outcomes(self, outcomes: Iterable[FaceOutcome], primary: str) -> None:
         """Count one chunk's face outcomes."""
         for o in outcomes:
             self.outcomes[o.method] += 1
             if o.method != primary:
                 self.fallback += 1
+                self.fallback_reasons[o.fallback_reason or "unknown"] += 1
             if o.reached is None:
                 continue
             first = o.track_id < 0 or o.track_id not in self._seen_tracks
@@ -138,6 +147,7 @@ class Report:
             "faces": self.faces,
             "faces_by_method": dict(self.outcomes),
             "fallback": self.fallback,
+            "fallback_reasons": dict(self.fallback_reasons),
             "iterations": {
                 "median_first_frame": median(self.iterations_first),
                 "median_later_frames": median(self.iterations_next),

@@ -34,6 +34,23 @@ def test_process_blur(tmp_path, capsys):
     assert all((a == b).all() for a, b in zip(frames, read_frames(again)))
 
 
+def test_process_summary_says_why_faces_fell_back(tmp_path, capsys, monkeypatch):
+    from vdeid.methods.base import FaceOutcome
+    from vdeid.report import Report
+
+    report = Report(input=str(SAMPLE), output=str(tmp_path / "o.mp4"), config={}, faces_per_frame=[2, 1])
+    report.add_outcomes(
+        [FaceOutcome(0, 1, "pfgvm", reached=True), FaceOutcome(0, 2, "blur", fallback_reason="neighbour"),
+         FaceOutcome(1, 2, "blur", fallback_reason="neighbour")],
+        primary="pfgvm",
+    )
+    report.timings["total"] = 1.5
+    monkeypatch.setattr("vdeid.process_video", lambda *args, **kwargs: report)
+    code, _, err = run_cli(["process", SAMPLE, "-o", tmp_path / "o.mp4"], capsys)
+    assert code == 0, err
+    assert "3 face-frames protected (2 by the fallback: neighbour 2) in 1.5 s" in err
+
+
 def test_bad_tracks_file_is_one_line(tmp_path, capsys):
     tracks = tmp_path / "t.json"
     tracks.write_text('{"format": "vdeid-tracks", "version": 1, "n_frames": 2, "tracks": [{"id": 0}]}')

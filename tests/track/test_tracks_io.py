@@ -67,14 +67,18 @@ def test_outcomes_follow_their_faces_and_are_ignored_on_reading(tmp_path):
     # Faces arrive in any track order; the file groups them by track.
     faces = Faces.from_arrays([[50, 0, 60, 10], [0, 0, 10, 10]])
     faces.track_ids = np.array([7, 2])
-    outcomes = [FaceOutcome(0, 7, "blur", True, 60, False, None), FaceOutcome(0, 2, "pfgvm", True, 4, True, 0.73)]
+    outcomes = [
+        FaceOutcome(0, 7, "blur", True, 60, False, None, fallback_reason="encoder"),
+        FaceOutcome(0, 2, "pfgvm", True, 4, True, 0.73),
+    ]
     rec = TrackRecorder()
     rec.add(faces, outcomes=outcomes)
     rec.add(faces)  # a frame without outcomes: null entries
     data = rec.to_json()
     by_id = {t["id"]: t for t in data["tracks"]}
     assert by_id[7]["method"] == ["blur", None] and by_id[7]["iterations"] == [60, None]
-    assert by_id[7]["distance"] == [None, None]
+    assert by_id[7]["distance"] == [None, None] and by_id[7]["fallback_reason"] == ["encoder", None]
+    assert by_id[2]["fallback_reason"] == [None, None]
     assert by_id[2]["method"] == ["pfgvm", None] and by_id[2]["distance"][0] == pytest.approx(0.73)
     tracks = read_tracks(rec.save(tmp_path / "t.json"))
     _same(tracks.faces(0), faces[np.array([1, 0])])

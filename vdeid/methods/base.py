@@ -33,6 +33,9 @@ class FaceOutcome:
         fallback; None for naive methods.
     distance : float or None
         Recogniser distance to the original face after protection, if known.
+    fallback_reason : str or None
+        Why the fallback's pixels shipped instead of the method's (None when
+        they did not): one of :data:`FALLBACK_REASONS`.
     """
 
     frame: int
@@ -42,6 +45,17 @@ class FaceOutcome:
     iterations: int = 0
     reached: Optional[bool] = None
     distance: Optional[float] = None
+    fallback_reason: Optional[str] = None
+
+
+#: Why a face got the fallback, as :attr:`FaceOutcome.fallback_reason` says.
+FALLBACK_REASONS = {
+    "no_landmarks": "no landmarks to align the face (nor a track to borrow them from), so it could not be attacked",
+    "attack": "the attack did not reach its target on the written frame within its iteration budget",
+    "encoder": "reached its target on the written frame, but fell short after the output's encoder",
+    "neighbour": "protected, until a neighbouring face's fallback reached into its crop and undid it",
+    "error": "the method failed on the chunk, so the whole chunk got the fallback",
+}
 
 
 class Method(Protocol):

@@ -14,15 +14,18 @@ File layout (``"format": "vdeid-tracks", "version": 1``)::
          "detected":  [true, false, true],                 # false: bridged/back-filled
          "method":    ["pfgvm", "blur", "pfgvm"],          # what protected it (from a run)
          "iterations": [12, 60, 3],
-         "distance":  [0.74, 0.52, 0.73]}                  # recogniser distance, or null
+         "distance":  [0.74, 0.52, 0.73],                  # recogniser distance, or null
+         "fallback_reason": [null, "encoder", null]}       # why the fallback shipped, or null
       ]
     }
 
-``method``, ``iterations`` and ``distance`` are written by ``vdeid process
---tracks-out`` (one per face: the method whose pixels shipped, the fallback's
-name where the attack missed its target, its attack iterations, and the
-recogniser's distance to the original where known); :func:`read_tracks`
-ignores them.
+``method``, ``iterations``, ``distance`` and ``fallback_reason`` are written by
+``vdeid process --tracks-out`` (one per face: the method whose pixels shipped,
+the fallback's name where the attack missed its target, its attack
+iterations, the recogniser's distance to the original where known, and why
+the fallback shipped, one of
+:data:`~vdeid.methods.base.FALLBACK_REASONS`); :func:`read_tracks` ignores
+them.
 
 Floats are written with Python's shortest round-trip repr of the float32
 values, so reading a file back gives bit-identical arrays. Within a frame,
@@ -66,9 +69,10 @@ class _TrackData:
     method: list[str | None] = field(default_factory=list)
     iterations: list[int | None] = field(default_factory=list)
     distance: list[float | None] = field(default_factory=list)
+    fallback_reason: list[str | None] = field(default_factory=list)
 
 
-_OUTCOME_KEYS = ("method", "iterations", "distance")
+_OUTCOME_KEYS = ("method", "iterations", "distance", "fallback_reason")
 
 
 def _f(v) -> float | None:
@@ -138,6 +142,7 @@ class TrackRecorder:
             t.method.append(None if o is None else o.method)
             t.iterations.append(None if o is None else int(o.iterations))
             t.distance.append(None if o is None or o.distance is None else _f(o.distance))
+            t.fallback_reason.append(None if o is None else o.fallback_reason)
         self.n_frames = max(self.n_frames, index + 1)
 
     def to_json(self) -> dict:
