@@ -19,7 +19,7 @@ from .methods.base import FaceOutcome, Method
 from .methods.registry import create_method
 from .pipeline import _fallback_for, protect_chunk
 from .progress import Progress, ProgressCallback, no_progress
-from .report import Report
+from .report import Report, fallback_reasons
 from .track.turned import widen_turned_faces
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def protect_photos(
                 inputs=(photo,),
             )
             result.faces = len(protected.faces)
-            result.fallback = sum(o.method != protector.method.name for o in protected.outcomes)
+            result.fallback = sum(fallback_reasons(protected.outcomes, protector.method.name).values())
         except VdeidError as exc:
             result.output, result.error = None, str(exc)
             logger.warning("%s", exc)

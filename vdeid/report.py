@@ -69,6 +69,15 @@ class StageTimer:
             yield item
 
 
+def fallback_reasons(outcomes: Iterable[FaceOutcome], primary: str) -> Counter:
+    """The faces whose pixels came from a method other than ``primary``, counted by reason.
+
+    Keys are :attr:`~vdeid.methods.base.FaceOutcome.fallback_reason` values
+    (``"unknown"`` where a method gave none).
+    """
+    return Counter(o.fallback_reason or "unknown" for o in outcomes if o.method != primary)
+
+
 @dataclass
 class Report:
     """Summary of one protected file.
@@ -120,11 +129,12 @@ class Report:
 
     def add_outcomes(self, outcomes: Iterable[FaceOutcome], primary: str) -> None:
         """Count one chunk's face outcomes."""
+        outcomes = list(outcomes)
+        reasons = fallback_reasons(outcomes, primary)
+        self.fallback += sum(reasons.values())
+        self.fallback_reasons.update(reasons)
         for o in outcomes:
             self.outcomes[o.method] += 1
-            if o.method != primary:
-                self.fallback += 1
-                self.fallback_reasons[o.fallback_reason or "unknown"] += 1
             if o.reached is None:
                 continue
             first = o.track_id < 0 or o.track_id not in self._seen_tracks

@@ -58,7 +58,7 @@ def test_manifest_records_every_input_with_provenance(corpus, local_run):
     photo = by_input["photos/astronaut.jpg"]
     assert photo["status"] == "ok" and photo["kind"] == "photo"
     assert photo["output_sha256"] == file_sha256(out / photo["output"])
-    assert photo["faces"] >= 1 and photo["fallback"] == 0
+    assert photo["faces"] >= 1 and photo["fallback"] == 0 and photo["fallback_reasons"] == {}
     assert photo["method"] == "blur" and photo["config"]["encode"]["preset"] == "ultrafast"
     assert comparable_config(photo["config"]) == comparable_config(FAST.to_dict())
     assert {m["name"] for m in photo["models"]} == {"mtcnn"}  # blur attacks no recogniser

@@ -253,7 +253,10 @@ def _skipped_other(item: Item) -> dict:
 
 def _resumed(previous: dict) -> dict:
     """This run's record for a file an earlier run finished: its results carried forward."""
-    keep = ("input_sha256", "input_bytes", "output_sha256", "output_bytes", "frames", "faces", "fallback", "timings", "notes", "host")
+    keep = (
+        "input_sha256", "input_bytes", "output_sha256", "output_bytes", "frames", "faces", "fallback",
+        "fallback_reasons", "timings", "notes", "host",
+    )
     record = {k: previous.get(k) for k in keep}
     record.update(status="skipped", reason="resumed", resumed_from=previous.get("resumed_from") or previous.get("run"), error=None)
     return record

@@ -18,6 +18,7 @@ from typing import Optional
 from ..config import Config
 from ..errors import VdeidError
 from ..progress import ProgressCallback, no_progress
+from ..report import fallback_reasons
 from .manifest import file_sha256
 from .walk import Item
 
@@ -72,7 +73,8 @@ class FileProcessor:
         dict
             ``status``, ``error``, ``input_sha256``, ``input_bytes``,
             ``output_sha256``, ``output_bytes``, ``frames``, ``faces``,
-            ``fallback``, ``timings`` (seconds), ``notes``, ``host``, ``pid``,
+            ``fallback``, ``fallback_reasons``, ``timings`` (seconds), ``notes``,
+            ``host``, ``pid``,
             ``torch_threads``.
         """
         started = time.perf_counter()
@@ -86,6 +88,7 @@ class FileProcessor:
             "frames": 0,
             "faces": 0,
             "fallback": 0,
+            "fallback_reasons": {},
             "timings": {},
             "notes": [],
             "host": socket.gethostname(),
@@ -127,6 +130,7 @@ class FileProcessor:
             frames=report.frames,
             faces=report.faces,
             fallback=report.fallback,
+            fallback_reasons=dict(report.fallback_reasons),
             notes=list(report.notes),
             timings={k: round(v, 4) for k, v in report.timings.items()},
         )
@@ -138,6 +142,7 @@ class FileProcessor:
         protector = self._image_protector()
         result = protector(read_image(item.source))
         protected = time.perf_counter()
+        reasons = fallback_reasons(result.outcomes, protector.method.name)
         write_image(
             item.output,
             result.image,
@@ -150,7 +155,8 @@ class FileProcessor:
         record.update(
             frames=1,
             faces=len(result.faces),
-            fallback=sum(o.method != protector.method.name for o in result.outcomes),
+            fallback=sum(reasons.values()),
+            fallback_reasons=dict(reasons),
             timings={"protect": round(protected - started, 4), "encode": round(time.perf_counter() - protected, 4)},
         )
 
