@@ -36,6 +36,7 @@ _OPTIONS = [
     (("--max-iter",), "attack", "max_iter", dict(type=click.IntRange(0, 10000), help="Attack iterations per face before the fallback (default {default}).")),
     (("--precision",), "attack", "precision", dict(type=click.Choice(["float32", "bfloat16"]), help="Recogniser precision during the attack; faces are verified in float32 either way (default {default}).")),
     (("--encoder-check/--no-encoder-check",), "attack", "encoder_check", dict(default=None, help="Judge adversarial faces on what the output's encoder keeps (an in-memory round trip), continue or fall back those it undoes (default {default}).")),
+    (("--mask-views/--no-mask-views",), "attack", "mask_views", dict(default=None, help="Let the perturbation reach the faces an invader's detector may box differently (alignment views), not only the face's own ellipse: fewer faces blurred on faces the frame edge cuts, a wider perturbation (default {default}).")),
     (("--fallback",), "attack", "fallback", dict(help="Naive method for faces the attack cannot protect (default {default}).")),
     (("--crf",), "encode", "crf", dict(type=click.IntRange(0, 51), help="Encoder quality, lower is better (default {default}, visually lossless).")),
     (("--preset",), "encode", "preset", dict(help="Encoder speed preset (default {default}).")),

@@ -164,7 +164,7 @@ def test_dodging_faces_also_leave_their_mirrored_original():
 
 
 class _ViewRecognizer(BoxViewRecognizer):
-    """One further alignment per face: the face's own box, or a patch outside its region."""
+    """One further alignment per face: the face's own box, a patch outside its region, or a box beside it."""
 
     def __init__(self, where: str):
         super().__init__(threshold=THRESHOLD)
@@ -175,6 +175,8 @@ class _ViewRecognizer(BoxViewRecognizer):
         lo = landmarks[:, 0] - TEMPLATE[0] * side[:, None] / 32
         if self.where == "corner":  # a patch of the crop outside the face's region
             lo, side = torch.zeros_like(lo), torch.full_like(side, 6.0)
+        if self.where == "beside":  # the face's box moved left by 0.9 of its side
+            lo = lo - torch.stack([0.9 * side, torch.zeros_like(side)], dim=1)
         return torch.arange(len(crops)), torch.cat([lo, lo + side[:, None]], dim=1).double()
 
 
@@ -193,6 +195,29 @@ def test_alignment_views_are_attacked_and_verified(where):
     method.reset()
     _, outcomes = method.protect([frame], [faces])
     assert outcomes[0].reached and method.stats["alignment_views"] == 0
+
+
+def test_mask_views_let_the_attack_reach_a_view_beside_the_face():
+    # A view that mostly lies beside the face's own ellipse (as dlib's views
+    # of a face the frame edge cuts do) is out of reach until the
+    # perturbation may cover the views' ellipses too, and then only those.
+    frame, faces = _frame(), _faces([[50, 20, 90, 60]])
+    _, (o,) = _method(recognizer=_ViewRecognizer("beside")).protect([frame], [faces])
+    assert (o.method, o.fallback_reason) == ("blur", "attack")
+    method = _method(recognizer=_ViewRecognizer("beside"), mask_views=True)
+    out, (o,) = method.protect([frame], [faces])
+    assert o.reached and o.method == "pfgvm"
+    changed = np.any(out[0] != frame, axis=2)
+    own = _inside_ellipse(expand_boxes(faces.boxes, 0.15)[0], frame.shape)
+    view = _inside_ellipse(expand_boxes(np.array([[14, 20, 54, 60]], np.float32), 0.15)[0], frame.shape)
+    assert changed[view & ~own].any() and not changed[~(own | view)].any()
+
+
+def _inside_ellipse(box, shape) -> np.ndarray:
+    """``(H, W)`` pixels whose centres lie in the ellipse inscribed in ``box`` (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
+    yy, xx = np.mgrid[: shape[0], : shape[1]] + 0.5
+    return ((xx - (x0 + x1) / 2) / ((x1 - x0) / 2)) ** 2 + ((yy - (y0 + y1) / 2) / ((y1 - y0) / 2)) ** 2 <= 1
 
 
 def test_bfloat16_attack_is_verified_in_float32():

@@ -191,6 +191,15 @@ class AttackConfig:
         times the size, and, for a face the frame edge cuts, from smaller,
         inward boxes; ``DlibResNet.alignment_views``). Only alignments that
         differ from vdeid's are added, so sharp faces rarely get any.
+    mask_views : bool
+        With ``alignment_views``, the perturbation may also reach the pixels
+        of each view's face (the ellipse of its start box, grown by
+        ``DetectConfig.box_margin`` like the face's own), not only the
+        face's own ellipse: a view's chip holds pixels the face's ellipse
+        leaves out (where the frame edge cuts a face, MTCNN's box lies
+        partly beyond the edge, off the visible face), which the attack
+        could not otherwise move. Off by default: it blurs a few faces
+        fewer but spreads the perturbation further (docs/attacks.md).
     video_margin : float
         Added to ``margin`` while attacking faces written into lossy video
         (``vdeid process``): H.264 at CRF 18 takes 0.05-0.1 off real dlib's
@@ -232,6 +241,7 @@ class AttackConfig:
     compression_margin: Optional[float] = None
     mirror: bool = True
     alignment_views: bool = True
+    mask_views: bool = False
     video_margin: float = 0.08
     encoder_check: bool = True
     encoder_rounds: int = 2

@@ -466,7 +466,10 @@ class AdversarialMethod:
             frame = frames[job.frame]
             sl = job.context.slices
             job.x = torch.from_numpy(np.ascontiguousarray(to_float(frame[sl]))).permute(2, 0, 1).to(dev)
-            m = ellipse_mask_in_region(job.box, job.context, feather=float(self.config.naive.feather))
+            feather = float(self.config.naive.feather)
+            m = ellipse_mask_in_region(job.box, job.context, feather=feather)
+            if self.cfg.alignment_views and self.cfg.mask_views:
+                m = np.maximum(m, self._view_mask(job, feather))
             job.mask = torch.from_numpy(m)[None].to(dev)
         todo = [j for j in jobs if j.attackable]
         self._embed_references(todo)
@@ -479,6 +482,21 @@ class AdversarialMethod:
                 job.warm = job.init is not None
             self.stats["waves"] += 1
             self._attack(wave, levels)
+
+    def _view_mask(self, job: _Job, feather: float) -> np.ndarray:
+        """``(h, w)`` union of the ellipses of a face's alignment views over its context crop."""
+        origin = np.array([job.context.x0, job.context.y0] * 2)
+        lm = torch.as_tensor(job.landmarks - origin[:2], dtype=torch.float32, device=self.device)[None]
+        bounds = torch.as_tensor(job.bounds)[None]
+        m = np.zeros(job.context.shape, np.float32)
+        for rec in self.recognizers:
+            if not hasattr(rec, "alignment_views"):
+                continue
+            _, boxes = rec.alignment_views(job.x[None], lm, bounds)
+            grown = expand_boxes((boxes.numpy() + origin).astype(np.float32), float(self.config.detect.box_margin))
+            for box in grown:
+                m = np.maximum(m, ellipse_mask_in_region(box, job.context, feather=feather))
+        return m
 
     def _embed_references(self, jobs: list[_Job]) -> None:
         """Original embeddings of every face, for every recogniser (no gradient).
