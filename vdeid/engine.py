@@ -9,7 +9,8 @@ every attack of :mod:`vdeid.attacks` (registered as ``pfgvm``, ``ifgvm``,
    and translates the landmarks into it;
 2. optimises a perturbation **in the frame's own pixels** of that crop,
    restricted to the feathered ellipse of the box grown by
-   ``DetectConfig.box_margin`` (:mod:`vdeid.methods.mask`); the recogniser
+   ``DetectConfig.box_margin`` (:mod:`vdeid.methods.mask`; with
+   ``AttackConfig.mask_views``, also those of its alignment views); the recogniser
    aligns the crop itself (differentiably), so what is written back is exactly
    what was optimised, with no resampling;
 3. judges success on the pixels as they will be written: straight-through
@@ -287,7 +288,8 @@ class AdversarialMethod:
         -------
         protected : list of ndarray of shape (H, W, 3)
             New frames, same dtype; only pixels inside the faces' grown
-            ellipses differ from the input.
+            ellipses (with ``mask_views``, also those of their alignment
+            views) differ from the input.
         outcomes : list of FaceOutcome
             One per face, in frame order then face order.
         """

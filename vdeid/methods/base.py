@@ -50,7 +50,7 @@ class FaceOutcome:
 
 #: Why a face got the fallback, as :attr:`FaceOutcome.fallback_reason` says.
 FALLBACK_REASONS = {
-    "no_landmarks": "no landmarks to align the face (nor a track to borrow them from), so it could not be attacked",
+    "no_landmarks": "could not be attacked: no landmarks to align it (nor a track to borrow them from), or no pixels in the frame",
     "attack": "the attack did not reach its target on the written frame within its iteration budget",
     "encoder": "reached its target on the written frame, but fell short after the output's encoder",
     "neighbour": "protected, until a neighbouring face's fallback reached into its crop and undid it",
