@@ -94,6 +94,7 @@ def main() -> None:
             )
     warm = [r["iterations"] for r in rows if r["warm"]]
     reasons = Counter(r["reason"] for r in rows if r["reason"])
+    changes = np.concatenate(perturbed) if perturbed else np.zeros(0)
     summary = {
         "clip": args.clip.name,
         "frames": f"{args.start}-{args.start + len(tracked) - 1}",
@@ -104,8 +105,8 @@ def main() -> None:
         "blurred_encoder": reasons["encoder"],
         "blurred_by_neighbour": reasons["neighbour"],
         "iterations": sum(r["iterations"] for r in rows),
-        "perturbed_px_per_face": round(sum(len(p) for p in perturbed) / max(1, sum(r["reached"] for r in rows))),
-        "perturbation_rms": round(float(np.sqrt(np.mean(np.concatenate(perturbed) ** 2))), 2) if perturbed else None,
+        "perturbed_px_per_face": round(len(changes) / max(1, sum(r["reached"] for r in rows))),
+        "perturbation_rms": round(float(np.sqrt(np.mean(changes**2))), 2) if len(changes) else None,
         "median_warm": float(np.median(warm)) if warm else None,
         "seconds": round(seconds),
     }
