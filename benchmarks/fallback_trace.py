@@ -45,6 +45,7 @@ from vdeid.config import Config  # noqa: E402
 from vdeid.detect.tiling import create_detector  # noqa: E402
 from vdeid.engine import CONTEXT, AdversarialMethod  # noqa: E402
 from vdeid.faces import expand_boxes  # noqa: E402
+from vdeid.methods.mask import box_region  # noqa: E402
 from vdeid.track.stage import track_faces  # noqa: E402
 
 
@@ -123,8 +124,7 @@ def _perturbed_pixels(before: np.ndarray, after: np.ndarray, faces, outcomes) ->
     changed = np.any(before != after, axis=2)
     for box, outcome in zip(expand_boxes(faces.boxes, CONTEXT), outcomes):
         if outcome.fallback_reason is not None:
-            x0, y0 = max(int(box[0]), 0), max(int(box[1]), 0)
-            changed[y0 : max(int(np.ceil(box[3])), 0), x0 : max(int(np.ceil(box[2])), 0)] = False
+            changed[box_region(box, changed.shape).slices] = False
     diff = after[changed].astype(np.float64) - before[changed]
     return np.sqrt((diff**2).mean(axis=1))
 

@@ -37,7 +37,7 @@ from vdeid.engine import AdversarialMethod  # noqa: E402
 from vdeid.evaluate.runner import _KeepFallback  # noqa: E402
 from vdeid.faces import expand_boxes  # noqa: E402
 from vdeid.imageops import to_float  # noqa: E402
-from vdeid.methods.mask import Region, ellipse_mask_in_region  # noqa: E402
+from vdeid.methods.mask import Region, box_region, ellipse_mask_in_region  # noqa: E402
 
 
 def main() -> None:
@@ -85,7 +85,7 @@ def main() -> None:
         print("|---|---|---|---|")
         for k in range(n):
             x0, y0, x1, y1 = boxes[k].tolist()
-            inside = mask[max(int(y0), 0) : max(int(np.ceil(y1)), 0), max(int(x0), 0) : max(int(np.ceil(x1)), 0)]
+            inside = mask[box_region((x0, y0, x1, y1), mask.shape).slices]
             cover = float(inside.mean()) if inside.size else 0.0
             d = float(rec.distance(before[k : k + 1], after[k : k + 1]))
             flag = " **short**" if d <= target else ""
