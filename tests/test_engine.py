@@ -251,6 +251,26 @@ def test_faces_the_encoder_pushes_back_continue_until_they_survive_it():
         assert _distance(method.recognizers[0], frame, shipped, faces, i) > THRESHOLD + 0.02
 
 
+def test_a_face_the_encoder_pushes_back_aims_past_its_written_distance():
+    # An "encoder" that keeps 60 % of every change: each face clears its
+    # target on the written frame by a step past it, then falls short after
+    # the round trip. Raising only the old target by the shortfall would
+    # leave the written distance past the new target, so the face would take
+    # no step and fall back; the target has to grow from the written distance.
+    frame, faces = _frame(seed=1), _faces(TWO_FACES)
+
+    def trip(frames):
+        return [np.rint(frame + 0.6 * (f.astype(float) - frame)).astype(np.uint8) for f in frames]
+
+    method = _method(video_margin=0.0, max_iter=60, encoder_rounds=1, round_trip=trip)
+    out, outcomes = method.protect([frame], [faces])
+    assert method.stats["encoder_short"] == 2 and method.stats["encoder_checks"] == 2
+    shipped = trip(out)[0]
+    for i, o in enumerate(outcomes):
+        assert o.method == "pfgvm" and o.fallback_reason is None
+        assert _distance(method.recognizers[0], frame, shipped, faces, i) > THRESHOLD + 0.02
+
+
 def test_a_fallback_that_undoes_a_neighbours_protection_spreads_to_it():
     # A face without landmarks (no track to borrow them from) is blurred
     # after the attacked face beside it was judged; where the blur reaches

@@ -724,7 +724,15 @@ class AdversarialMethod:
         each face's ``reached``, ``distance`` and ``shortfall``.
         """
         attacked = [j for j in jobs if j.shipped is not None]
-        for batch in self._buckets(attacked):
+        for job, (shortfall, distance) in zip(attacked, self._judge(out, attacked, margin)):
+            job.shortfall, job.reached, job.distance = shortfall, shortfall < 0, distance
+
+    def _judge(
+        self, out: list[np.ndarray], jobs: list[_Job], margin: Optional[float] = None
+    ) -> list[tuple[float, float]]:
+        """Per attacked face of ``jobs``, in order: ``(shortfall, distance)`` on ``out`` (see :meth:`_verify`)."""
+        judged: dict[int, tuple[float, float]] = {}
+        for batch in self._buckets(jobs):
             # The loop stops a face as soon as it clears the target, so it sits
             # just past it; a batch of another size can move the distance by
             # float rounding. Tolerate that much (far below the margin).
@@ -757,9 +765,8 @@ class AdversarialMethod:
                         short = torch.maximum(short, thr + need - d)
             thr0 = self.recognizers[0].cfg.threshold
             for b, job in enumerate(batch):
-                job.shortfall = float(short[b])
-                job.reached = job.shortfall < 0
-                job.distance = float(worst[b]) * thr0
+                judged[id(job)] = (float(short[b]), float(worst[b]) * thr0)
+        return [judged[id(j)] for j in jobs]
 
     def _verify_encoded(self, out: list[np.ndarray], jobs: list[_Job]) -> None:
         """:meth:`_verify` against ``margin`` on ``out`` as the output's encoder returns it."""
@@ -796,8 +803,13 @@ class AdversarialMethod:
             retry = [j for j in attacked if not j.reached and j.iterations < self.cfg.max_iter]
             if not retry or r == rounds:
                 break
-            for job in retry:
-                job.margin += max(job.shortfall, 0.0) + ENCODER_SLACK
+            # What the encoder takes off is a distance the face must add to
+            # the one it has on the written frames, and that can lie well past
+            # its old target (a warm start overshoots): a target raised from
+            # the old one only can leave the face past it already, so it
+            # would take no step and the encoder would undo it again.
+            for job, (written, _) in zip(retry, self._judge(out, retry)):
+                job.margin += max(-written, 0.0) + max(job.shortfall, 0.0) + ENCODER_SLACK
             self._continue(out, retry, levels)
             out = [np.array(f, copy=True) for f in frames]
             self._compose(out, jobs)
