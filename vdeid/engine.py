@@ -18,7 +18,8 @@ every attack of :mod:`vdeid.attacks` (registered as ``pfgvm``, ``ifgvm``,
    verification pass on the composited frames and, in video, a final one on
    the chunk as the output's own encoder and decoder return it (an in-memory
    round trip, :mod:`vdeid.io.round_trip`); a face the encoder pushed back
-   under its target continues with a target raised by what it fell short;
+   under its target continues, aiming past the distance it has on the
+   written frames by what it fell short;
 4. fails closed: a face that misses its target within ``max_iter`` iterations
    (or has no landmarks to align with) gets the fallback method
    (``AttackConfig.fallback``, blur by default) and its
@@ -118,9 +119,9 @@ WARM_OVERSHOOT = 1.1
 # Distance slack of the final verification (float noise between batch sizes).
 _VERIFY_TOLERANCE = 1e-3
 
-#: A face the encoder pushed back continues towards its old target plus what
-#: it fell short plus this much: the larger perturbation that follows loses
-#: a little more to the encoder too.
+#: A face the encoder pushed back continues towards its distance on the
+#: written frames plus what it fell short plus this much: the larger
+#: perturbation that follows loses a little more to the encoder too.
 ENCODER_SLACK = 0.03
 
 
@@ -781,8 +782,10 @@ class AdversarialMethod:
         Each round encodes and decodes the written chunk (``round_trip``) and
         re-judges every attacked face on the decoded pixels against
         ``margin``. A face that falls short continues from where it stopped,
-        with the budget it has left and its target raised by the shortfall
-        plus :data:`ENCODER_SLACK`, and the chunk is written again. Faces
+        with the budget it has left, towards a target past its distance on
+        the written frames by the shortfall plus :data:`ENCODER_SLACK` (what
+        the encoder takes off comes off that distance, which can lie well
+        past the old target), and the chunk is written again. Faces
         still short after ``encoder_rounds`` rounds stay unreached (they get
         the fallback).
 
