@@ -13,7 +13,9 @@ outcome gives (``FaceOutcome.fallback_reason``, as in the report of
 - *encoder*: passed on the written frames, then fell short after the encoder
   round trips;
 - *by neighbour*: protected, until a neighbouring face's fallback reached
-  into its crop and undid it, so it is blurred too.
+  into its crop and undid it, and attacking it again around the fallback's
+  pixels did not protect it, so it is blurred too (``attacked_again`` counts
+  the faces attacked again, ``attacked_again_protected`` those it saved).
 
 ``--set key=value`` overrides an :class:`~vdeid.config.AttackConfig` field
 (e.g. ``max_iter=120``, ``alpha=1.0``, ``lam=0``); ``--faces`` prints every
@@ -105,6 +107,8 @@ def main() -> None:
         "blurred_loop": reasons["attack"] + reasons["no_landmarks"],
         "blurred_encoder": reasons["encoder"],
         "blurred_by_neighbour": reasons["neighbour"],
+        "attacked_again": sum(r["again"] for r in rows),
+        "attacked_again_protected": sum(r["again"] and r["reached"] for r in rows),
         "iterations": sum(r["iterations"] for r in rows),
         "perturbed_px_per_face": round(len(changes) / max(1, sum(r["reached"] for r in rows))),
         "perturbation_rms": round(float(np.sqrt(np.mean(changes**2))), 2) if len(changes) else None,

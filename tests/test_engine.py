@@ -40,7 +40,7 @@ def _faces(boxes, track_ids=None, landmarks=True):
     return f
 
 
-def _method(attack="pfgvm", recognizer=None, round_trip=None, **overrides):
+def _method(attack="pfgvm", recognizer=None, round_trip=None, fallback=None, **overrides):
     cfg = Config(device="cpu")
     cfg.attack.margin = 0.02
     cfg.attack.max_iter = 30
@@ -51,7 +51,7 @@ def _method(attack="pfgvm", recognizer=None, round_trip=None, **overrides):
     for k, v in overrides.items():
         setattr(cfg.attack, k, v)
     recognizers = [recognizer or TinyRecognizer(threshold=THRESHOLD)]
-    return AdversarialMethod(cfg, attack=attack, recognizers=recognizers, round_trip=round_trip)
+    return AdversarialMethod(cfg, attack=attack, recognizers=recognizers, round_trip=round_trip, fallback=fallback)
 
 
 def _distance(rec, frame_a, frame_b, face: Faces, i: int, margin=0.5) -> float:
@@ -271,34 +271,66 @@ def test_a_face_the_encoder_pushes_back_aims_past_its_written_distance():
         assert _distance(method.recognizers[0], frame, shipped, faces, i) > THRESHOLD + 0.02
 
 
-def test_a_fallback_that_undoes_a_neighbours_protection_spreads_to_it():
-    # A face without landmarks (no track to borrow them from) is blurred
-    # after the attacked face beside it was judged; where the blur reaches
-    # into that face, it is judged again and blurred too if it no longer passes.
-    frame = _frame(seed=1)
+class _RecordingFallback:
+    """The engine's blur fallback, keeping each frame it was given and what it returned."""
+
+    def __init__(self):
+        self.inner = create_method("blur", Config(device="cpu"))
+        self.name = self.inner.name
+        self.calls: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def protect(self, frames, faces):
+        out, outcomes = self.inner.protect(frames, faces)
+        self.calls += [(f.copy(), o.copy()) for f, o in zip(frames, out)]
+        return out, outcomes
+
+
+def _beside_a_blurred_face():
+    """A frame and two overlapping faces; the second has no landmarks, so it is blurred."""
     faces = _faces([[30, 20, 70, 60], [44, 26, 84, 66]])
     faces.landmarks[1] = np.nan
-    method = _method()
-    out, outcomes = method.protect([frame], [faces])
-    assert (outcomes[1].method, outcomes[1].fallback_reason) == ("blur", "no_landmarks")
-    assert method.stats["undone_by_fallback"] == 1 and outcomes[0].method == "blur"
-    assert outcomes[0].fallback_reason == "neighbour"
-    # Independently: the first face protected alone, then its neighbour's blur on top.
+    return _frame(seed=1), faces
+
+
+def test_a_face_a_neighbours_fallback_undid_is_attacked_again_around_it():
+    frame, faces = _beside_a_blurred_face()
+    # Independently: the first face protected alone, then its neighbour's blur on top, is recognised.
     alone, (o,) = _method().protect([frame], [faces[np.array([0])]])
     assert o.method == "pfgvm"
-    (blurred,), _ = method.fallback.protect(alone, [faces[np.array([1])]])
-    assert _distance(method.recognizers[0], frame, blurred, faces, 0) < THRESHOLD + 0.02
-    # In video the touched face is judged after the encoder, like the others.
+    (blurred,), _ = create_method("blur", Config(device="cpu")).protect(alone, [faces[np.array([1])]])
+    assert _distance(TinyRecognizer(threshold=THRESHOLD), frame, blurred, faces, 0) < THRESHOLD + 0.02
+    # The engine judges it again after the blur, attacks it again where the
+    # blur left its pixels alone, and ships it protected.
+    fallback = _RecordingFallback()
+    method = _method(fallback=fallback)
+    (out,), outcomes = method.protect([frame], [faces])
+    assert [(o.method, o.fallback_reason) for o in outcomes] == [("pfgvm", None), ("blur", "no_landmarks")]
+    assert method.stats["attacked_again"] == 1 and method.stats["undone_by_fallback"] == 0
+    assert _distance(method.recognizers[0], frame, out, faces, 0) > THRESHOLD + 0.02 - 1e-3
+    # Every pixel the blur changed ships as the blur made it.
+    (given, returned), = fallback.calls
+    blurred = np.any(given != returned, axis=2)
+    assert blurred.sum() > 1000 and np.array_equal(out[blurred], returned[blurred])
+
+
+def test_a_fallback_that_undoes_a_neighbours_protection_spreads_to_it():
+    # In video the face attacked again is judged after the encoder, like the
+    # others; here the blur leaves it too little to survive H.264, so it is
+    # blurred too.
+    frame, faces = _beside_a_blurred_face()
     video = _method(compression=True, video_margin=0.0, max_iter=60, round_trip=_x264(18))
     _, outcomes = video.protect([frame], [faces])
-    assert video.stats["encoder_short"] == 0 and video.stats["encoder_checks"] == 2
-    assert video.stats["undone_by_fallback"] == 1 and [o.method for o in outcomes] == ["blur", "blur"]
+    assert video.stats["encoder_short"] == 0 and video.stats["encoder_checks"] == 3
+    assert video.stats["attacked_again"] == 1 and video.stats["undone_by_fallback"] == 1
+    assert [o.method for o in outcomes] == ["blur", "blur"]
     assert [o.fallback_reason for o in outcomes] == ["neighbour", "no_landmarks"]
     # A neighbour far enough away is not touched by the blur and stays attacked.
+    method = _method()
     apart = _faces([[4, 20, 36, 52], [84, 30, 124, 70]])
     apart.landmarks[1] = np.nan
     out, outcomes = method.protect([frame], [apart])
-    assert method.stats["undone_by_fallback"] == 0 and [o.method for o in outcomes] == ["pfgvm", "blur"]
+    assert method.stats["undone_by_fallback"] == 0 and method.stats["attacked_again"] == 0
+    assert [o.method for o in outcomes] == ["pfgvm", "blur"]
     assert [o.fallback_reason for o in outcomes] == [None, "no_landmarks"]
     assert _distance(method.recognizers[0], frame, out[0], apart, 0) > THRESHOLD + 0.02
 

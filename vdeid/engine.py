@@ -24,8 +24,9 @@ every attack of :mod:`vdeid.attacks` (registered as ``pfgvm``, ``ifgvm``,
    (or has no landmarks to align with) gets the fallback method
    (``AttackConfig.fallback``, blur by default) and its
    :class:`~vdeid.methods.base.FaceOutcome` says so; a protected face whose
-   crop a neighbour's fallback changed is judged again, and falls back too
-   if it no longer passes.
+   crop a neighbour's fallback changed is judged again; if it no longer
+   passes it is attacked again around the fallback's pixels, with the budget
+   it has left, and falls back too if that does not protect it.
 
 Batching and warm starts
 ------------------------
@@ -206,12 +207,15 @@ class AdversarialMethod:
         ``rounds`` (extra verify-and-continue rounds), ``encoder_checks``
         (round trips through the encoder), ``encoder_short`` (faces that
         passed on the written frames but not after the first round trip),
-        ``undone_by_fallback`` (protected faces a neighbour's fallback
-        pushed back under the target, which got the fallback too)
+        ``attacked_again`` (protected faces a neighbour's fallback pushed
+        back under the target, attacked again where the fallback left their
+        pixels alone), ``undone_by_fallback`` (those of them, and of faces
+        with no budget left, that still fell short and got the fallback too)
         and ``faces`` (per face: frame, index, whether it was warm-started,
         iterations, ``written``: whether it passed on the written frames,
-        before the encoder check, ``undone``: whether a neighbour's fallback
-        undid it, and ``reached``: whether it was protected by the attack in
+        before the encoder check, ``again``: whether it was attacked again
+        after a neighbour's fallback, ``undone``: whether a neighbour's
+        fallback undid it, and ``reached``: whether it was protected by the attack in
         the end).
 
     Notes
@@ -303,8 +307,8 @@ class AdversarialMethod:
             "encoder_checks": 0, "encoder_short": 0,
         }
         written: set = set()  # faces that passed on the written frames
+        levels = self._levels(frames[0])
         if any(j.attackable for j in jobs):
-            levels = self._levels(frames[0])
             self._run(frames, jobs, levels)
             rounds = max(1, int(self.cfg.rounds))
             for r in range(rounds):
@@ -322,13 +326,15 @@ class AdversarialMethod:
             written = {id(j) for j in jobs if j.reached}
             if self.round_trip is not None and self.cfg.encoder_check:
                 out = self._check_encoded(frames, out, jobs, levels, written)
-        out, undone = self._fall_back(out, faces, jobs)
+        out, undone, again = self._fall_back(frames, out, faces, jobs, levels)
         self.stats["undone_by_fallback"] = len(undone)
+        self.stats["attacked_again"] = len(again)
         self._remember(jobs)
         self.stats["faces"] = [
             {
                 "frame": j.frame, "face": j.index, "warm": j.warm, "iterations": j.iterations,
-                "written": id(j) in written, "undone": id(j) in undone, "reached": j.reached,
+                "written": id(j) in written, "again": id(j) in again, "undone": id(j) in undone,
+                "reached": j.reached,
             }
             for j in jobs
         ]
@@ -699,7 +705,12 @@ class AdversarialMethod:
 
     # -- compose, verify, fall back ------------------------------------------------
 
-    def _compose(self, out: list[np.ndarray], jobs: list[_Job]) -> None:
+    def _compose(self, out: list[np.ndarray], jobs: list[_Job], since: Optional[dict] = None) -> None:
+        """Add each job's perturbation to ``out`` inside its mask (in place).
+
+        ``since`` maps a job's ``id`` to the crop it shipped before: only the
+        change from that is added (``out`` already holds the old one).
+        """
         for job in jobs:
             if job.shipped is None:
                 continue
@@ -707,7 +718,8 @@ class AdversarialMethod:
             sl = job.context.slices
             crop = frame[sl]
             current = to_float(crop)
-            delta = (job.shipped - job.x).permute(1, 2, 0).cpu().numpy()
+            old = job.x if since is None else since[id(job)]
+            delta = (job.shipped - old).permute(1, 2, 0).cpu().numpy()
             written = from_float(np.clip(current + delta, 0.0, 1.0), frame.dtype)
             inside = (job.mask[0] > 0).cpu().numpy()[..., None]
             np.copyto(crop, written, where=np.broadcast_to(inside, crop.shape))
@@ -824,35 +836,76 @@ class AdversarialMethod:
         return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).to(self.device)
 
     def _fall_back(
-        self, out: list[np.ndarray], faces: list[Faces], jobs: list[_Job]
-    ) -> tuple[list[np.ndarray], set]:
-        """Give every unreached face the fallback, and re-judge the protected faces it touched.
+        self,
+        frames: list[np.ndarray],
+        out: list[np.ndarray],
+        faces: list[Faces],
+        jobs: list[_Job],
+        levels: Optional[int],
+    ) -> tuple[list[np.ndarray], set, set]:
+        """Give every unreached face the fallback; judge again, and attack again, the protected faces it touched.
 
         A fallback region can reach into a protected neighbour's crop (faces
         that overlap, a cross-dissolve, a track's box that drifted) and undo
         part of a perturbation that was judged before it. Each protected face
         whose crop the fallback changed is judged again, as before (after the
-        encoder in video); one that no longer passes gets the fallback too,
-        until no protected face is touched. Returns the frames and the ``id``
-        of each face so undone.
+        encoder in video). One that no longer passes, and has budget left, is
+        attacked again once, on the frame as now written and only where the
+        fallback left the pixels alone (the fallback's pixels always ship);
+        the chunk is then composed again with every fallback on top, and each
+        face that changed is judged again. A face that still fails gets the
+        fallback too, until no protected face is touched.
+
+        Returns
+        -------
+        out : list of ndarray
+            The frames.
+        undone : set
+            ``id`` of each face a neighbour's fallback undid (and that got the fallback).
+        again : set
+            ``id`` of each face attacked again after a neighbour's fallback.
         """
-        failed, undone = [j for j in jobs if not j.reached], set()
+        composed = list(out)  # the attacks' pixels alone
+        fallen: list[_Job] = []
+        failed, undone, again = [j for j in jobs if not j.reached], set(), set()
         while failed:
+            fallen += failed
             before = list(out)  # the fallback replaces frames, it does not write into them
             out = self._apply_fallback(out, faces, failed)
-            touched = [
-                j for j in jobs
-                if j.reached and not np.array_equal(before[j.frame][j.context.slices], out[j.frame][j.context.slices])
-            ]
+            touched = _changed(before, out, [j for j in jobs if j.reached])
             if not touched:
                 break
-            if self.round_trip is not None and self.cfg.encoder_check:
-                self._verify_encoded(out, touched)
-            else:
-                self._verify(out, touched)
+            self._judge_shipped(out, touched)
             failed = [j for j in touched if not j.reached]
+            rescue = [j for j in failed if id(j) not in again and j.iterations < self.cfg.max_iter]
+            if rescue:
+                again |= {id(j) for j in rescue}
+                for job in rescue:
+                    sl = job.context.slices
+                    kept = np.all(composed[job.frame][sl] == out[job.frame][sl], axis=2)
+                    job.mask = job.mask * torch.from_numpy(kept).to(job.mask)[None]
+                shipped = {id(j): j.shipped for j in rescue}
+                self._continue(out, rescue, levels)
+                # The fallback's pixels stay as they are: it blurred (say) the
+                # frame the new attack started from, which is what it saw.
+                before = list(out)
+                out = [np.array(f, copy=True) for f in out]
+                self._compose(out, rescue, since=shipped)
+                composed = [np.array(f, copy=True) for f in composed]
+                self._compose(composed, rescue, since=shipped)
+                others = [j for j in jobs if j.reached and id(j) not in shipped]
+                check = rescue + _changed(before, out, others)
+                self._judge_shipped(out, check)
+                failed = [j for j in check if not j.reached]
             undone |= {id(j) for j in failed}
-        return out, undone
+        return out, undone, again
+
+    def _judge_shipped(self, out: list[np.ndarray], jobs: list[_Job]) -> None:
+        """:meth:`_verify` on ``out`` as it ships: after the encoder in video, as written otherwise."""
+        if self.round_trip is not None and self.cfg.encoder_check:
+            self._verify_encoded(out, jobs)
+        else:
+            self._verify(out, jobs)
 
     def _apply_fallback(self, out: list[np.ndarray], faces: list[Faces], failed: list[_Job]) -> list[np.ndarray]:
         by_frame: dict[int, list[int]] = {}
@@ -895,6 +948,11 @@ class AdversarialMethod:
         if len(self._tracks) > 4096:
             for key in list(self._tracks)[: len(self._tracks) - 4096]:
                 del self._tracks[key]
+
+
+def _changed(before: list[np.ndarray], after: list[np.ndarray], jobs: list[_Job]) -> list[_Job]:
+    """The faces of ``jobs`` whose context crop differs between ``before`` and ``after``."""
+    return [j for j in jobs if not np.array_equal(before[j.frame][j.context.slices], after[j.frame][j.context.slices])]
 
 
 def _fallback_reason(job: _Job, written: set, undone: set) -> Optional[str]:
