@@ -326,7 +326,7 @@ class AdversarialMethod:
             written = {id(j) for j in jobs if j.reached}
             if self.round_trip is not None and self.cfg.encoder_check:
                 out = self._check_encoded(frames, out, jobs, levels, written)
-        out, undone, again = self._fall_back(frames, out, faces, jobs, levels)
+        out, undone, again = self._fall_back(out, faces, jobs, levels)
         self.stats["undone_by_fallback"] = len(undone)
         self.stats["attacked_again"] = len(again)
         self._remember(jobs)
@@ -743,7 +743,7 @@ class AdversarialMethod:
     def _judge(
         self, out: list[np.ndarray], jobs: list[_Job], margin: Optional[float] = None
     ) -> list[tuple[float, float]]:
-        """Per attacked face of ``jobs``, in order: ``(shortfall, distance)`` on ``out`` (see :meth:`_verify`)."""
+        """Per face of ``jobs``, in order: ``(shortfall, distance)`` on ``out`` (see :meth:`_verify`)."""
         judged: dict[int, tuple[float, float]] = {}
         for batch in self._buckets(jobs):
             # The loop stops a face as soon as it clears the target, so it sits
@@ -836,12 +836,7 @@ class AdversarialMethod:
         return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).to(self.device)
 
     def _fall_back(
-        self,
-        frames: list[np.ndarray],
-        out: list[np.ndarray],
-        faces: list[Faces],
-        jobs: list[_Job],
-        levels: Optional[int],
+        self, out: list[np.ndarray], faces: list[Faces], jobs: list[_Job], levels: Optional[int]
     ) -> tuple[list[np.ndarray], set, set]:
         """Give every unreached face the fallback; judge again, and attack again, the protected faces it touched.
 
@@ -851,10 +846,10 @@ class AdversarialMethod:
         whose crop the fallback changed is judged again, as before (after the
         encoder in video). One that no longer passes, and has budget left, is
         attacked again once, on the frame as now written and only where the
-        fallback left the pixels alone (the fallback's pixels always ship);
-        the chunk is then composed again with every fallback on top, and each
-        face that changed is judged again. A face that still fails gets the
-        fallback too, until no protected face is touched.
+        fallback left the pixels alone, so the fallback's pixels ship as it
+        made them; the change is added to the frames, and each face it
+        touched is judged again. A face that still fails gets the fallback
+        too, until no protected face is touched.
 
         Returns
         -------
@@ -886,8 +881,8 @@ class AdversarialMethod:
                     job.mask = job.mask * torch.from_numpy(kept).to(job.mask)[None]
                 shipped = {id(j): j.shipped for j in rescue}
                 self._continue(out, rescue, levels)
-                # The fallback's pixels stay as they are: it blurred (say) the
-                # frame the new attack started from, which is what it saw.
+                # Only the change is added: the fallback's pixels stay as the
+                # fallback made them from the frame this attack started on.
                 before = list(out)
                 out = [np.array(f, copy=True) for f in out]
                 self._compose(out, rescue, since=shipped)
