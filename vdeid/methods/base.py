@@ -53,7 +53,7 @@ FALLBACK_REASONS = {
     "no_landmarks": "could not be attacked: no landmarks to align it (nor a track to borrow them from), or no pixels in the frame",
     "attack": "the attack did not reach its target on the written frame within its iteration budget",
     "encoder": "reached its target on the written frame, but fell short after the output's encoder",
-    "neighbour": "protected, until a neighbouring face's fallback reached into its crop and undid it",
+    "neighbour": "protected, until a neighbouring face's fallback reached into its crop and undid it, and a second attack around that fallback did not restore it",
     "error": "the method failed on the chunk, so the whole chunk got the fallback",
 }
 
