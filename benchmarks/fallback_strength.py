@@ -51,7 +51,8 @@ def fallback_faces(tracks_path: Path) -> set[tuple[int, int]]:
     }
 
 
-def judges(views: bool) -> AdversarialMethod:
+def judge(views: bool) -> AdversarialMethod:
+    """An engine whose verification uses, or leaves out, the alignment views and the mirrored original."""
     config = Config(device="cpu")
     config.attack.alignment_views = config.attack.mirror = views
     return AdversarialMethod(config)
@@ -73,7 +74,7 @@ def main() -> None:
             config = Config(device="cpu")
             config.detect.box_margin = margin
             variants[(name, margin)] = create_method(name, config)
-    engines = {"own": judges(False), "views": judges(True)}
+    engines = {"own": judge(False), "views": judge(True)}
     distances = {(v, e): [] for v in variants for e in engines}
     shipped: dict[bool, list[float]] = {True: [], False: []}  # fell back? -> distances on the output
     outputs = frames_of(args.protected) if args.protected else None
