@@ -34,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from protect_videos import frames_of  # noqa: E402
 
 from vdeid.config import Config  # noqa: E402
-from vdeid.engine import AdversarialMethod  # noqa: E402
-from vdeid.imageops import to_float  # noqa: E402
+from vdeid.engine import ATTACK_METHODS, AdversarialMethod  # noqa: E402
 from vdeid.methods.registry import create_method  # noqa: E402
 from vdeid.track.tracks_io import read_tracks  # noqa: E402
 
@@ -47,7 +46,7 @@ def fallback_faces(tracks_path: Path) -> set[tuple[int, int]]:
         (f, t["id"])
         for t in raw["tracks"]
         for f, m in zip(t["frames"], t.get("method", []))
-        if m not in ("pfgvm", "ifgvm", "ifgsm", "bim", "illc")
+        if m not in ATTACK_METHODS
     }
 
 
@@ -122,7 +121,7 @@ def _jobs(engine: AdversarialMethod, frame: np.ndarray, faces) -> list:
     """
     jobs = [j for j in engine._make_jobs([frame], [faces]) if j.attackable]
     for job in jobs:
-        job.x = torch.from_numpy(np.ascontiguousarray(to_float(frame[job.context.slices]))).permute(2, 0, 1)
+        job.x = engine._crop([frame], job)
     if jobs:
         engine._embed_references(jobs)
     return jobs
