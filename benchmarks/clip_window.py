@@ -26,12 +26,11 @@ import numpy as np
 
 def planes(frame: av.VideoFrame) -> list[np.ndarray]:
     """The frame's planes as arrays (``to_ndarray`` does not cover every planar format)."""
+    dtype = np.uint16 if any(c.bits > 8 for c in frame.format.components) else np.uint8
     out = []
     for p in frame.planes:
-        row = p.line_size // (2 if "p10" in frame.format.name or "p16" in frame.format.name else 1)
-        dtype = np.uint16 if row != p.line_size else np.uint8
-        a = np.frombuffer(bytes(p), dtype).reshape(p.height, row)[:, : p.width]
-        out.append(a.copy())
+        row = p.line_size // np.dtype(dtype).itemsize
+        out.append(np.frombuffer(bytes(p), dtype).reshape(p.height, row)[:, : p.width].copy())
     return out
 
 
@@ -61,9 +60,26 @@ def main() -> None:
     frames, rate = decoded(args.source, args.start, args.frames)
     if not frames:
         sys.exit(f"{args.source}: has no frame {args.start}")
-    fmt, width, height = frames[0].format.name, frames[0].width, frames[0].height
+    fmt = frames[0].format.name
     tmp = args.output.with_name(f".{args.output.name}.part")
-    with av.open(str(tmp), "w", format="mp4") as out:
+    try:
+        write_window(tmp, frames, rate)
+        again, _ = decoded(tmp, 0, len(frames))
+        same = len(again) == len(frames) and all(
+            all(np.array_equal(a, b) for a, b in zip(planes(x), planes(y))) for x, y in zip(frames, again)
+        )
+        if not same:
+            sys.exit(f"{args.output}: the window's pixels differ from the source's; nothing written")
+        os.replace(tmp, args.output)
+    finally:
+        tmp.unlink(missing_ok=True)  # no partial file, whatever stopped the run
+    print(f"{args.output}: frames {args.start}-{args.start + len(frames) - 1} of {args.source.name}, {fmt}, identical pixels")
+
+
+def write_window(path: Path, frames: list, rate) -> None:
+    """Encode ``frames``' planes losslessly (x264 ``qp 0``, their own pixel format) to ``path``."""
+    fmt, width, height = frames[0].format.name, frames[0].width, frames[0].height
+    with av.open(str(path), "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, fmt
         stream.options = {"qp": "0", "preset": "veryfast"}
@@ -77,15 +93,6 @@ def main() -> None:
             copy.pts = n
             out.mux(stream.encode(copy))
         out.mux(stream.encode())
-    again, _ = decoded(tmp, 0, len(frames))
-    same = len(again) == len(frames) and all(
-        all(np.array_equal(a, b) for a, b in zip(planes(x), planes(y))) for x, y in zip(frames, again)
-    )
-    if not same:
-        tmp.unlink()
-        sys.exit(f"{args.output}: the window's pixels differ from the source's; nothing written")
-    os.replace(tmp, args.output)
-    print(f"{args.output}: frames {args.start}-{args.start + len(frames) - 1} of {args.source.name}, {fmt}, identical pixels")
 
 
 if __name__ == "__main__":
