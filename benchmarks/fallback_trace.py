@@ -63,30 +63,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     config = Config(device="cpu")
     apply_attack_settings(config.attack, args.settings)
-    frames = [f for t, f in enumerate(frames_of(args.clip)) if args.start <= t < args.start + args.frames]
-    h, w = frames[0].shape[:2]
-    detector = create_detector(config.detect, "cpu", (w, h), small_faces=config.track.small_faces)
-    tracked = list(track_faces(zip(frames, detector.detect(frames)), config.track, frame_size=(w, h)))
-    engine = AdversarialMethod(config, attack="pfgvm", round_trip=output_round_trip(args.clip, config))
-    rows, perturbed, started = [], [], time.perf_counter()
-    for c in range(0, len(tracked), config.chunk_frames):
-        chunk = tracked[c : c + config.chunk_frames]
-        originals = [f for f, _ in chunk]
-        out, outcomes = engine.protect(originals, [fa for _, fa in chunk])
-        for t, (before, after) in enumerate(zip(originals, out)):
-            perturbed.append(_perturbed_pixels(before, after, chunk[t][1], [o for o in outcomes if o.frame == t]))
-        for face, outcome in zip(engine.stats["faces"], outcomes):
-            fa = chunk[face["frame"]][1]
-            box = fa.boxes[face["face"]]
-            face.update(
-                frame=args.start + c + face["frame"],
-                track=int(fa.track_ids[face["face"]]),
-                detected=bool(fa.detected[face["face"]]),
-                side=int(round(float(np.sqrt(np.prod(box[2:] - box[:2]))))),
-                reason=outcome.fallback_reason,
-            )
-            rows.append(face)
-    seconds = time.perf_counter() - started
+    rows, perturbed, n_frames, seconds = protect_window(args.clip, args.start, args.frames, config)
     if args.faces:
         print("| frame | track | side px | detected | warm | iterations | passed written | protected | fallback reason |")
         print("|---|---|---|---|---|---|---|---|---|")
@@ -100,7 +77,7 @@ def main() -> None:
     changes = np.concatenate(perturbed) if perturbed else np.zeros(0)
     summary = {
         "clip": args.clip.name,
-        "frames": f"{args.start}-{args.start + len(tracked) - 1}",
+        "frames": f"{args.start}-{args.start + n_frames - 1}",
         "settings": args.settings,
         "faces": len(rows),
         "blurred": sum(not r["reached"] for r in rows),
@@ -116,6 +93,49 @@ def main() -> None:
         "seconds": round(seconds),
     }
     print(json.dumps(summary))
+
+
+def protect_window(
+    clip: Path, start: int, n_frames: int, config: Config, engine_class: type = AdversarialMethod
+) -> tuple[list[dict], list[np.ndarray], int, float]:
+    """Protect frames ``[start, start + n_frames)`` of ``clip`` chunk by chunk, as ``vdeid process`` does.
+
+    Returns
+    -------
+    rows : list of dict
+        Per face, the engine's ``stats["faces"]`` entry with the clip frame,
+        track id, whether it was detected, its box side and its fallback reason.
+    perturbed : list of ndarray
+        Per frame, the protected faces' change per pixel (:func:`_perturbed_pixels`).
+    n_frames : int
+        Frames protected.
+    seconds : float
+        Wall time of the engine (detection and tracking left out).
+    """
+    frames = [f for t, f in enumerate(frames_of(clip)) if start <= t < start + n_frames]
+    h, w = frames[0].shape[:2]
+    detector = create_detector(config.detect, "cpu", (w, h), small_faces=config.track.small_faces)
+    tracked = list(track_faces(zip(frames, detector.detect(frames)), config.track, frame_size=(w, h)))
+    engine = engine_class(config, attack="pfgvm", round_trip=output_round_trip(clip, config))
+    rows, perturbed, started = [], [], time.perf_counter()
+    for c in range(0, len(tracked), config.chunk_frames):
+        chunk = tracked[c : c + config.chunk_frames]
+        originals = [f for f, _ in chunk]
+        out, outcomes = engine.protect(originals, [fa for _, fa in chunk])
+        for t, (before, after) in enumerate(zip(originals, out)):
+            perturbed.append(_perturbed_pixels(before, after, chunk[t][1], [o for o in outcomes if o.frame == t]))
+        for face, outcome in zip(engine.stats["faces"], outcomes):
+            fa = chunk[face["frame"]][1]
+            box = fa.boxes[face["face"]]
+            face.update(
+                frame=start + c + face["frame"],
+                track=int(fa.track_ids[face["face"]]),
+                detected=bool(fa.detected[face["face"]]),
+                side=int(round(float(np.sqrt(np.prod(box[2:] - box[:2]))))),
+                reason=outcome.fallback_reason,
+            )
+            rows.append(face)
+    return rows, perturbed, len(tracked), time.perf_counter() - started
 
 
 def _perturbed_pixels(before: np.ndarray, after: np.ndarray, faces, outcomes) -> np.ndarray:
