@@ -34,6 +34,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -96,9 +97,16 @@ def main() -> None:
 
 
 def protect_window(
-    clip: Path, start: int, n_frames: int, config: Config, engine_class: type = AdversarialMethod
+    clip: Path,
+    start: int,
+    n_frames: int,
+    config: Config,
+    make_engine: Callable[..., AdversarialMethod] = AdversarialMethod,
 ) -> tuple[list[dict], list[np.ndarray], int, float]:
     """Protect frames ``[start, start + n_frames)`` of ``clip`` chunk by chunk, as ``vdeid process`` does.
+
+    ``make_engine(config, attack=, round_trip=)`` builds the engine (a
+    subclass can record what it does).
 
     Returns
     -------
@@ -116,7 +124,7 @@ def protect_window(
     h, w = frames[0].shape[:2]
     detector = create_detector(config.detect, "cpu", (w, h), small_faces=config.track.small_faces)
     tracked = list(track_faces(zip(frames, detector.detect(frames)), config.track, frame_size=(w, h)))
-    engine = engine_class(config, attack="pfgvm", round_trip=output_round_trip(clip, config))
+    engine = make_engine(config, attack="pfgvm", round_trip=output_round_trip(clip, config))
     rows, perturbed, started = [], [], time.perf_counter()
     for c in range(0, len(tracked), config.chunk_frames):
         chunk = tracked[c : c + config.chunk_frames]

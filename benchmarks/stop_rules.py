@@ -8,8 +8,9 @@ every iteration of every face, the attack's loss (the random draw it takes
 its gradient on: landmark jitter, compression proxy) and the deterministic
 judgement the engine verifies with: the shortfall from the target (distance
 minus target, the smallest over the face's references and alignment views;
->= 0 means past it) and whether the face passes. Recording adds one forward
-pass per iteration; the attack itself is unchanged (the judgement draws no
+>= 0 means past it) and whether the face passes. Recording adds two forward
+passes per iteration (the judgement, with and without the fixed compression
+proxy); the attack itself is unchanged (the judgement draws no
 random numbers).
 
 It then replays, on those traces, rules that would have changed the loop:
@@ -88,6 +89,7 @@ class _RecordingEngine(AdversarialMethod):
         super().__init__(*args, **kwargs)
         self.segments: dict[int, list] = {}  # id(job) -> segments
         self.traces: list[dict] = []
+        self.chunks = 0
 
     def _objective(self, batch, lm, views):
         inner = super()._objective(batch, lm, views)
@@ -101,8 +103,9 @@ class _RecordingEngine(AdversarialMethod):
     def _remember(self, jobs):
         for job in jobs:
             segments = [s for s in self.segments.pop(id(job), []) if s]
-            self.traces.append({"frame": job.frame, "face": job.index, "warm": job.warm,
+            self.traces.append({"chunk": self.chunks, "frame": job.frame, "face": job.index, "warm": job.warm,
                                 "iterations": job.iterations, "reached": job.reached, "segments": segments})
+        self.chunks += 1
         super()._remember(jobs)
 
 
@@ -178,14 +181,14 @@ def main() -> None:
         traces = json.loads(args.trace_in.read_text())
     elif args.clip:
         torch.set_num_threads(args.threads)
-        engine: list = []
+        engines: list[_RecordingEngine] = []
 
-        def make(*a, **k):
-            engine.append(_RecordingEngine(*a, **k))
-            return engine[0]
+        def make(*a, **k) -> _RecordingEngine:
+            engines.append(_RecordingEngine(*a, **k))
+            return engines[-1]
 
-        protect_window(args.clip, args.start, args.frames, config, engine_class=make)
-        traces = engine[0].traces
+        protect_window(args.clip, args.start, args.frames, config, make_engine=make)
+        traces = engines[0].traces
         if args.trace_out:
             args.trace_out.write_text(json.dumps(traces))
     else:
