@@ -54,7 +54,7 @@ from _dlib_reference import DlibJudge  # noqa: E402
 
 from vdeid.config import Config  # noqa: E402
 from vdeid.detect.mtcnn import FaceDetector  # noqa: E402
-from vdeid.engine import AdversarialMethod  # noqa: E402
+from vdeid.engine import ATTACK_METHODS, AdversarialMethod  # noqa: E402
 from vdeid.io import VideoSink, open_video  # noqa: E402
 
 
@@ -172,7 +172,7 @@ def protected_later(tracks: Path) -> list[int]:
     out = []
     for track in json.loads(tracks.read_text())["tracks"]:
         methods, iterations = track.get("method", []), track.get("iterations", [])
-        out += [n for m, n in list(zip(methods, iterations))[1:] if m == "pfgvm" and n is not None]
+        out += [n for m, n in list(zip(methods, iterations))[1:] if m in ATTACK_METHODS and n is not None]
     return out
 
 

@@ -8,10 +8,9 @@ every iteration of every face, the attack's loss (the random draw it takes
 its gradient on: landmark jitter, compression proxy) and the deterministic
 judgement the engine verifies with: the shortfall from the target (distance
 minus target, the smallest over the face's references and alignment views;
->= 0 means past it) and whether the face passes. Recording adds two forward
-passes per iteration (the judgement, with and without the fixed compression
-proxy); the attack itself is unchanged (the judgement draws no
-random numbers).
+>= 0 means past it) and whether the face passes. Recording adds one forward
+pass per iteration (two with ``compression_margin``); the attack itself is
+unchanged (the judgement draws no random numbers).
 
 It then replays, on those traces, rules that would have changed the loop:
 
@@ -73,7 +72,12 @@ class _Recording(Objective):
         loss, ok = self.inner(images, index)
         with torch.no_grad():
             short = self.inner.distances(images.detach(), index) - self.inner._target(index)
-        passes = self.inner._confirm(images, index, torch.ones_like(ok)) if torch.is_grad_enabled() else ok
+        # The engine's judgement is ``short > 0``, plus the fixed compression
+        # proxy's check when ``compression_margin`` is set (only then is
+        # ``_confirm`` needed; it would compute the distances again).
+        passes = short > 0
+        if self.inner.transform_margin is not None:
+            passes = self.inner._confirm(images, index, passes)
         for i, row in zip(index.tolist(), zip(loss.tolist(), ok.tolist(), passes.tolist(), short.tolist())):
             self.log[i].append(list(row))
         return loss, ok
