@@ -23,6 +23,7 @@ _OPTIONS = [
     (("--box-margin",), "detect", "box_margin", dict(type=click.FloatRange(0, 2), help="Safety margin around each face box, fraction of its size (default {default}).")),
     (("--bridge-frames",), "track", "bridge_frames", dict(type=click.IntRange(0, 10000), help="Keep protecting a lost face this many frames (default {default}).")),
     (("--lookahead",), "track", "lookahead_frames", dict(type=click.IntRange(0, 1000), help="Frames back-filled before a face is first detected (default {default}).")),
+    (("--confirm-score",), "track", "confirm_score", dict(type=click.FloatRange(0, 1), help="A face first detected below this score is only protected on frames without a detection once a second detection confirms it (default {default}; 0 protects them all).")),
     (("--detect-every",), "track", "detect_every", dict(type=click.IntRange(1, 100), help="Run the detector on every k-th frame, track in between (default {default}).")),
     (("--small-faces",), "track", "small_faces", dict(is_flag=True, default=None, help="Tiled, upscaled detection for faces down to ~14 px (always on for frames 1440 px high or more).")),
     (("--sigma",), "naive", "blur_sigma", dict(type=click.FloatRange(0.1, 500), help="blur: Gaussian sigma in pixels (default: scales with the face).")),

@@ -63,6 +63,13 @@ class TrackConfig:
         away from the nearest detection, before ``DetectConfig.box_margin``.
     grow_max : float
         Cap of that enlargement.
+    confirm_score : float
+        A track whose first detection scores below this is bridged and
+        back-filled only once a second detection within ``lookahead_frames``
+        confirms it; its detected boxes are always protected. MTCNN's false
+        faces (a suit, a hand, a shop window) score 0.7-0.9 and are often
+        seen once; real faces can score as low but are detected again within
+        a few frames. 0 bridges every track.
     cut_threshold : float
         Colour-histogram distance (Bhattacharyya, 0..1) between consecutive
         frames above which a new shot starts and every track ends.
@@ -78,6 +85,7 @@ class TrackConfig:
     gate: float = 2.0
     grow_per_frame: float = 0.04
     grow_max: float = 0.5
+    confirm_score: float = 0.9
     cut_threshold: float = 0.4
     motion_compensation: bool = True
 

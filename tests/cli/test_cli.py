@@ -126,11 +126,14 @@ def test_help_defaults_come_from_config(capsys):
 def test_options_map_to_config_fields():
     from cli.main import process
     from cli.options import build_config
+    from vdeid.config import Config
 
     ctx = process.make_context("process", ["in.mp4", "-o", "o.mp4", "--no-encoder-check", "--precision", "bfloat16"])
     config = build_config(ctx.params)
     assert (config.attack.encoder_check, config.attack.precision) == (False, "bfloat16")
     assert build_config(process.make_context("process", ["in.mp4", "-o", "o.mp4"]).params).attack.encoder_check
+    ctx = process.make_context("process", ["in.mp4", "-o", "o.mp4", "--confirm-score", "0"])
+    assert build_config(ctx.params).track.confirm_score == 0.0 < Config().track.confirm_score
 
 
 def test_sigterm_leaves_no_partial_output(tmp_path):

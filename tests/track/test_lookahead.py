@@ -101,3 +101,72 @@ def test_a_detection_smaller_than_the_next_is_widened():
         np.testing.assert_allclose(out[t].boxes[0], boxes[t], atol=1e-3)
     plain = dict(track_faces(items, TrackConfig(lookahead_frames=0)))
     np.testing.assert_allclose(plain[2].boxes[0], boxes[2], atol=1e-3)
+
+
+def _seen_at(frames_seen, score, n=30):
+    return [
+        (i, Faces.from_arrays([BOX], scores=[score]) if i in frames_seen else Faces()) for i in range(n)
+    ]
+
+
+def _frames_with_face(out):
+    return [i for i in sorted(out) if len(out[i])]
+
+
+def test_a_low_score_face_seen_once_is_protected_on_its_own_frame_only(caplog):
+    """The README sample's suit (score 0.79, one detection) is neither back-filled nor bridged."""
+    caplog.set_level("INFO", logger="vdeid.track.lookahead")
+    out = dict(track_faces(_seen_at({10}, 0.79), TrackConfig(lookahead_frames=8, confirm_score=0.9)))
+    assert sorted(out) == list(range(30))
+    assert _frames_with_face(out) == [10]
+    assert out[10].detected[0] and out[10].scores[0] == pytest.approx(0.79)
+    assert "not confirmed" in caplog.text
+    assert "23 bridged or back-filled box(es) left out" in caplog.text  # 8 back-filled + 15 bridged
+
+
+@pytest.mark.parametrize(
+    "score, config",
+    [
+        (0.95, TrackConfig(lookahead_frames=8, confirm_score=0.9)),  # a confident detection
+        (0.79, TrackConfig(lookahead_frames=8, confirm_score=0.0)),  # the rule off
+        (0.79, TrackConfig(lookahead_frames=0, confirm_score=0.9)),  # no buffer to wait for a second detection
+    ],
+)
+def test_other_faces_seen_once_are_still_bridged(score, config):
+    out = dict(track_faces(_seen_at({10}, score), config))
+    first = 10 - config.lookahead_frames
+    assert _frames_with_face(out) == list(range(first, 10 + config.bridge_frames + 1))
+
+
+def test_a_second_detection_within_the_lookahead_confirms_the_track():
+    """Frames still in the buffer when the second detection comes are protected, earlier ones not."""
+    out = dict(track_faces(_seen_at({10, 16}, 0.79), TrackConfig(lookahead_frames=8, confirm_score=0.9)))
+    # Back-filled frames 2..9 leave the buffer at the pushes of frames 10..17: those
+    # emitted before frame 16 arrived (2..7) are left out, 8..9 wait long enough.
+    assert _frames_with_face(out) == list(range(8, 30))  # bridged to the end
+    assert [bool(out[i].detected[0]) for i in (10, 12, 16, 17)] == [True, False, True, False]
+    assert len(set(int(out[i].track_ids[0]) for i in _frames_with_face(out))) == 1
+
+
+def test_tentative_tracks_are_forgotten_once_emitted():
+    """A long stream with a false face every few frames keeps a bounded memory."""
+    from vdeid.track.lookahead import Lookahead
+    from vdeid.track.tracker import FaceTracker
+
+    tracker, lookahead = FaceTracker(TrackConfig(bridge_frames=3)), Lookahead(4, confirm_score=0.9)
+    sizes = []
+    for i in range(200):
+        # A new place every time, so every detection starts a tentative track.
+        x = 20 + 40 * (i % 50)
+        faces = Faces.from_arrays([[x, 10, x + 20, 30]], scores=[0.75]) if i % 5 == 0 else Faces()
+        list(lookahead.push(i, tracker.step(faces)))
+        sizes.append(len(lookahead._tentative))
+    assert max(sizes) <= 2
+    assert len(list(lookahead.flush())) == 4 and not lookahead._tentative
+
+
+def test_no_confirmation_when_the_detector_runs_less_often_than_the_lookahead_waits():
+    items = [(i, Faces.from_arrays([BOX], scores=[0.79]) if i == 10 else (Faces() if i % 10 == 0 else None))
+             for i in range(30)]
+    out = dict(track_faces(items, TrackConfig(lookahead_frames=8, detect_every=10, confirm_score=0.9)))
+    assert _frames_with_face(out) == list(range(2, 30))  # back-filled and bridged as without the rule

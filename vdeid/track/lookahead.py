@@ -18,6 +18,14 @@ frame waits there it can still be changed:
   catch one that is too small before it has seen a larger one: detector
   boxes of small or blurred faces jump in size from frame to frame.
 
+* **Confirmation.** A track whose first detection scores below
+  ``confirm_score`` is *tentative*: MTCNN's false faces (a suit, a hand, a
+  shop window) score 0.7-0.9 and are often seen once, while real faces,
+  which can score as low, are detected again within a few frames. A
+  tentative track's detected boxes are always emitted, but its back-filled
+  and bridged boxes only if a second detection confirms the track before
+  their frame leaves the buffer; otherwise they are dropped (and logged).
+
 Boxes not seen by the detector are enlarged for uncertainty before they are
 emitted: by ``grow_per_frame`` x their size on each side for every frame
 away from the nearest detection, at most ``grow_max``. This comes on top of
@@ -27,6 +35,7 @@ Memory holds ``frames + 1`` frames at most.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, Iterator, TypeVar
@@ -35,6 +44,8 @@ import numpy as np
 
 from ..faces import Faces, expand_boxes
 from .tracker import _PARTIAL_COVER, Observation, _area
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Lookahead"]
 
@@ -59,6 +70,13 @@ class _Slot(Generic[T]):
     camera: np.ndarray | None = None  # previous frame -> this frame
     cut: bool = False  # this frame starts a new shot
     frame_size: tuple[int, int] | None = None
+
+
+@dataclass
+class _Tentative:
+    score: float  # of the track's one detection
+    last_push: int  # the last push whose observations held the track
+    dropped: int = 0  # undetected boxes left out so far
 
 
 def _invert(affine: np.ndarray) -> np.ndarray:
@@ -87,6 +105,11 @@ class Lookahead(Generic[T]):
     grow_per_frame, grow_max : float
         Enlargement of undetected boxes per frame away from a detection, and
         its cap, as fractions of the box size on each side.
+    confirm_score : float
+        A track whose first detection scores below this is bridged and
+        back-filled only once a second detection confirms it within the
+        buffer (``TrackConfig.confirm_score``). 0, or ``frames`` 0 (no
+        buffer to wait in), keeps every undetected box.
 
     Examples
     --------
@@ -96,11 +119,16 @@ class Lookahead(Generic[T]):
     >>> yield from la.flush()               # doctest: +SKIP
     """
 
-    def __init__(self, frames: int, *, grow_per_frame: float = 0.04, grow_max: float = 0.5):
+    def __init__(
+        self, frames: int, *, grow_per_frame: float = 0.04, grow_max: float = 0.5, confirm_score: float = 0.0
+    ):
         self.frames = max(0, int(frames))
         self.grow_per_frame = float(grow_per_frame)
         self.grow_max = float(grow_max)
+        self.confirm_score = float(confirm_score) if self.frames else 0.0
         self._buffer: deque[_Slot[T]] = deque()
+        self._tentative: dict[int, _Tentative] = {}
+        self._pushes = 0
 
     def push(
         self,
@@ -140,7 +168,9 @@ class Lookahead(Generic[T]):
                 DETECTED if o.detected else PREDICTED,
                 int(o.misses),
             )
+        self._pushes += 1
         for o in observations:
+            self._confirm(o)
             if o.born:
                 self._backfill(slot, o.track_id)
             elif o.detected:
@@ -149,11 +179,39 @@ class Lookahead(Generic[T]):
         self._buffer.append(slot)
         while len(self._buffer) > self.frames:
             yield self._emit(self._buffer.popleft())
+        self._forget_ended()
 
     def flush(self) -> Iterator[tuple[T, Faces]]:
         """Yield every frame still held (end of stream)."""
         while self._buffer:
             yield self._emit(self._buffer.popleft())
+        self._forget_ended(everything=True)
+
+    def _confirm(self, o: Observation) -> None:
+        if o.born and o.score < self.confirm_score:
+            self._tentative[o.track_id] = _Tentative(float(o.score), self._pushes)
+            return
+        tentative = self._tentative.get(o.track_id)
+        if tentative is None:
+            return
+        if o.detected:
+            del self._tentative[o.track_id]
+            logger.debug("track %d confirmed by a second detection", o.track_id)
+        else:
+            tentative.last_push = self._pushes
+
+    def _forget_ended(self, *, everything: bool = False) -> None:
+        # A track the tracker no longer reports can still have boxes in the
+        # buffer; it is forgotten once they have all been emitted.
+        for track_id, t in list(self._tentative.items()):
+            if everything or self._pushes - t.last_push > self.frames:
+                del self._tentative[track_id]
+                if t.dropped:
+                    logger.info(
+                        "track %d: one detection (score %.2f), not confirmed by another within %d frames: "
+                        "%d bridged or back-filled box(es) left out",
+                        track_id, t.score, self.frames, t.dropped,
+                    )
 
     def _backfill(self, slot: _Slot, track_id: int) -> None:
         first = slot.entries[track_id]
@@ -229,6 +287,11 @@ class Lookahead(Generic[T]):
             )
 
     def _emit(self, slot: _Slot) -> tuple[T, Faces]:
+        for track_id, t in self._tentative.items():
+            entry = slot.entries.get(track_id)
+            if entry is not None and entry.kind != DETECTED:
+                del slot.entries[track_id]
+                t.dropped += 1
         ids = sorted(slot.entries)
         if not ids:
             return slot.item, Faces()

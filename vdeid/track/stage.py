@@ -55,8 +55,8 @@ def track_faces(
         and kept. An empty :class:`Faces` means it ran and found nothing.
     config : TrackConfig
         ``bridge_frames``, ``lookahead_frames``, ``gate``,
-        ``grow_per_frame``, ``grow_max``, ``cut_threshold``,
-        ``motion_compensation``.
+        ``grow_per_frame``, ``grow_max``, ``confirm_score``,
+        ``cut_threshold``, ``motion_compensation``.
     frame_size : (int, int), optional
         ``(W, H)``; read from the first image when there is one. Tracks
         predicted entirely outside the frame end.
@@ -88,7 +88,12 @@ def track_faces(
     get_image = get_image or _image_of
     tracker = FaceTracker(config, frame_size=frame_size)
     lookahead: Lookahead[T] = Lookahead(
-        config.lookahead_frames, grow_per_frame=config.grow_per_frame, grow_max=config.grow_max
+        config.lookahead_frames,
+        grow_per_frame=config.grow_per_frame,
+        grow_max=config.grow_max,
+        # A second detection must be able to come while the first one's
+        # neighbours still wait in the buffer; otherwise bridge every track.
+        confirm_score=config.confirm_score if config.detect_every <= config.lookahead_frames else 0.0,
     )
     cuts = CutDetector(config.cut_threshold)
     motion = CameraMotion() if config.motion_compensation else None
