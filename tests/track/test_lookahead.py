@@ -7,7 +7,7 @@ import pytest
 
 from vdeid.config import TrackConfig
 from vdeid.faces import Faces
-from vdeid.track import track_faces
+from vdeid.track import FaceTracker, Lookahead, track_faces
 
 BOX = [100, 100, 130, 130]
 
@@ -150,9 +150,6 @@ def test_a_second_detection_within_the_lookahead_confirms_the_track():
 
 def test_tentative_tracks_are_forgotten_once_emitted():
     """A long stream with a false face every few frames keeps a bounded memory."""
-    from vdeid.track.lookahead import Lookahead
-    from vdeid.track.tracker import FaceTracker
-
     tracker, lookahead = FaceTracker(TrackConfig(bridge_frames=3)), Lookahead(4, confirm_score=0.9)
     sizes = []
     for i in range(200):
