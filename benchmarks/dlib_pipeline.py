@@ -9,12 +9,16 @@ For every face of ``../shared/data/faces`` found by both pipelines:
   distance per face, with the shape-predictor refinement (default) and with
   the fixed template (``refine=False``);
 * **dlib vs dlib** (``--self-check``): how far real dlib's own descriptor moves
-  when only its detector box changes (HOG box vs CNN box), for scale.
+  when only its detector box changes (HOG box vs CNN box), for scale;
+* **CNN pipeline** (``--cnn``): vdeid's port of dlib's CNN face detector →
+  our shape predictor → our network vs real dlib's CNN detector → its
+  predictor → its network, on every photo: boxes found by each, identical
+  boxes, and the Euclidean distance per face.
 
 Then the CPU time of forward + backward (gradient w.r.t. the input) at batch 1
 and 16. Run:
 
-    /work/venv/bin/python benchmarks/dlib_pipeline.py [--faces DIR] [--limit N] [--self-check K]
+    /work/venv/bin/python benchmarks/dlib_pipeline.py [--faces DIR] [--limit N] [--self-check K] [--cnn]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _dlib_reference import DEFAULT_FACES, Pairer, list_photos, load_rgb  # noqa: E402
 
+from vdeid.recognizers.align import extract_dlib_chips  # noqa: E402
 from vdeid.recognizers.dlib_resnet import load_dlib_resnet  # noqa: E402
 
 
@@ -83,6 +88,59 @@ def agreement(args, model, pairer) -> None:
         print("real dlib, HOG box vs CNN box (same photo):             ", summary(self_check))
 
 
+def cnn_agreement(args, model) -> None:
+    """Our CNN-detector pipeline against real dlib's, face by face."""
+    import dlib
+    import face_recognition_models as frm
+
+    from vdeid.detect.dlib_cnn import load_dlib_cnn_detector
+
+    detector = load_dlib_cnn_detector()
+    real_detector = dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location())
+    predictor = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+    recognizer = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+    photos = list_photos(args.faces)[: args.limit]
+    distances, truncated, score_diff, counts = [], [], [], {"real": 0, "ours": 0, "same box": 0}
+    timings = {"real": 0.0, "ours": 0.0}
+    for path in photos:
+        image = load_rgb(path)
+        start = time.perf_counter()
+        found = real_detector(image, 0)
+        timings["real"] += time.perf_counter() - start
+        start = time.perf_counter()
+        rects, scores = detector.detect(image)
+        timings["ours"] += time.perf_counter() - start
+        counts["real"] += len(found)
+        counts["ours"] += len(rects)
+        ours = {tuple(r): s for r, s in zip(rects.tolist(), scores)}
+        x = to_tensor(np.array(image))
+        for d in found:
+            r = d.rect
+            box = (r.left(), r.top(), r.right(), r.bottom())
+            if box not in ours:
+                continue
+            counts["same box"] += 1
+            score_diff.append(abs(ours[box] - d.confidence))
+            expected = np.array(recognizer.compute_face_descriptor(image, predictor(image, r)))
+            boxes = torch.tensor([[box]], dtype=torch.float64)
+            with torch.no_grad():
+                mine = model.embed_views(x, boxes[0])[0].double().numpy()
+                # dlib truncates its chip to uint8; so does this second embedding.
+                transforms = model.chip_transforms(x, torch.zeros(1, 5, 2), boxes)[:, 0]
+                chip = torch.floor(extract_dlib_chips(x * 255, transforms, 150) + 1e-3) / 255
+                chip_truncated = model.embed_chips(chip)[0].double().numpy()
+            distances.append(np.linalg.norm(mine - expected))
+            truncated.append(np.linalg.norm(chip_truncated - expected))
+    print(
+        f"CNN detector: {len(photos)} photos; real dlib found {counts['real']} faces, the port {counts['ours']}, "
+        f"{counts['same box']} with the same box; max |score diff| {max(score_diff, default=0):.1e}; "
+        f"detector time real {timings['real']:.0f} s, port {timings['ours']:.0f} s"
+    )
+    if distances:
+        print("full CNN pipeline (port vs real dlib), Euclidean distance:", summary(distances))
+        print("   with the chip truncated to uint8 as dlib does:          ", summary(truncated))
+
+
 def timing(model, repeats: int) -> None:
     torch.manual_seed(0)
     for batch in (1, 16):
@@ -117,6 +175,7 @@ def main() -> None:
         metavar="K",
         help="also measure dlib HOG vs CNN boxes on every K-th face (photos up to 400 px; slow)",
     )
+    parser.add_argument("--cnn", action="store_true", help="also compare the CNN-detector pipelines")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-agreement", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -132,6 +191,8 @@ def main() -> None:
     print(f"shape predictor load: {time.perf_counter() - start:.2f} s")
     if not args.skip_agreement:
         agreement(args, model, Pairer())
+    if args.cnn:
+        cnn_agreement(args, model)
     timing(model, args.repeats)
 
 

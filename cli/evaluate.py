@@ -132,6 +132,7 @@ def evaluate(
 @click.option("--target", "targets", default="dlib", show_default=True, metavar="SPEC[,SPEC]", help="Recognisers that try to re-identify the faces.")
 @click.option("--every", type=click.IntRange(1, 10000), default=5, show_default=True, help="Check the faces of every N-th frame.")
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after N frames.")
+@click.option("--invader", is_flag=True, help="Also judge with dlib's own pipeline (its CNN detector, landmarks and ResNet).")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the report as JSON here.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Torch CPU threads.")
@@ -142,6 +143,7 @@ def evaluate_video(
     targets: str,
     every: int,
     max_frames: int | None,
+    invader: bool,
     output: Path | None,
     device: str,
     threads: int | None,
@@ -152,7 +154,8 @@ def evaluate_video(
     Prints stream fidelity (frames, fps, timestamps, audio packets
     bit-identical), the share of face-frames each --target recogniser still
     matches to the original face, MTCNN re-detection, per-face SSIM and the
-    perturbation's frame-to-frame flicker, as JSON.
+    perturbation's frame-to-frame flicker, as JSON. With --invader, also the
+    share of face-frames dlib's own pipeline still matches.
     """
     from vdeid.config import resolve_device
     from vdeid.evaluate.video import evaluate_video as run
@@ -161,7 +164,7 @@ def evaluate_video(
     with logging_redirect_tqdm(), progress_bar(protected.name, quiet=quiet) as progress:
         report = run(
             original, protected, targets=_csv(targets) or ["dlib"], every=every, device=resolve_device(device),
-            max_frames=max_frames, progress=progress,
+            max_frames=max_frames, invader=invader, progress=progress,
         )
     text = json.dumps(report, indent=2)
     if output is not None:

@@ -60,3 +60,12 @@ def test_cli_evaluate_video_writes_json(clips, tmp_path, capsys):
     assert code == 0, err
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["stream"]["audio"]["identical"] and json.loads(out)["faces"] == report["faces"]
+
+
+def test_the_dlib_invader_re_identifies_the_original_but_not_the_blur(clips):
+    sample, blurred = clips
+    same = evaluate_video(sample, sample, every=25, invader=True)["invader"]
+    assert same["face_frames"] >= 2 and same["still_matches"] == 100.0 and same["min_distance"] < 1e-5
+    r = evaluate_video(sample, blurred, every=25, invader=True)["invader"]
+    assert r["face_frames"] == same["face_frames"]
+    assert r["min_distance"] > 0.3

@@ -15,7 +15,11 @@
   inside a face box, compared with the next frame's ``δ_{t+1}`` in the same
   box: mean ``|δ_{t+1} - δ_t|`` next to the mean ``|δ_t|`` (grey levels,
   0-255). Changes of the codec alone show in the background change measured
-  outside every face box.
+  outside every face box;
+- **dlib invader** (``invader=True``): dlib's own pipeline
+  (:class:`~vdeid.evaluate.invader.DlibInvader`: its CNN face detector, 5-point
+  predictor and ResNet, none of them vdeid's MTCNN alignment) finds the faces
+  of the original and looks for each in the protected frame.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import torch
 
 from ..errors import InputError
 from ..faces import Faces
-from ..imageops import to_float
+from ..imageops import from_float, to_float
 from ..progress import Progress, ProgressCallback, no_progress
 from . import metrics as M
 from .identification import embed_face
@@ -89,6 +93,7 @@ def evaluate_video(
     device: str = "cpu",
     detector=None,
     max_frames: Optional[int] = None,
+    invader: bool = False,
     progress: ProgressCallback = no_progress,
 ) -> dict:
     """Compare a protected video with its original.
@@ -109,6 +114,9 @@ def evaluate_video(
         default settings when None.
     max_frames : int, optional
         Stop after this many frames (quick checks).
+    invader : bool, optional
+        Also judge with dlib's own pipeline (slower: its detector runs on
+        both frames). (Default: False)
     progress : callable, optional
         Receives :class:`~vdeid.progress.Progress` (stage ``frames``).
 
@@ -116,8 +124,10 @@ def evaluate_video(
     -------
     dict
         ``stream`` (fidelity), ``faces`` (counts, detection survival, SSIM,
-        flicker) and ``targets`` (per recogniser: share of face-frames still
-        matching with its 95 % interval, mean distance).
+        flicker), ``targets`` (per recogniser: share of face-frames still
+        matching with its 95 % interval, mean distance) and, with
+        ``invader``, ``invader`` (the same for dlib's own pipeline, with the
+        smallest distance).
 
     Raises
     ------
@@ -133,6 +143,12 @@ def evaluate_video(
 
         detector = FaceDetector(DetectConfig(), device)
     recs = {t: create_recognizer(t, device) for t in targets}
+    dlib_invader = None
+    if invader:
+        from .invader import DlibInvader
+
+        dlib_invader = DlibInvader()
+    invader_dist: list[float] = []
     every = max(1, int(every))
     dist: dict[str, list[float]] = {t: [] for t in targets}
     ssim: list[float] = []
@@ -199,6 +215,10 @@ def evaluate_video(
                                 dist[t].append(float(rec.distance(torch.from_numpy(ea)[None], torch.from_numpy(eb)[None])[0]))
                     if outside.any():
                         background.append(float(np.abs(delta[outside]).mean()) * 255.0)
+                if dlib_invader is not None:
+                    # dlib reads 8-bit RGB; 10-bit frames are judged as an 8-bit copy would be.
+                    a8, b8 = (from_float(to_float(f), np.uint8) for f in (a, b))
+                    invader_dist += dlib_invader.closest(a8, b8, dlib_invader.detect(a8)).tolist()
             progress(Progress("frames", fo.index + 1, total, {"face-frames": len(ssim)}))
             if max_frames is not None and fo.index + 1 >= max_frames:
                 break
@@ -242,7 +262,19 @@ def evaluate_video(
         "flicker_mean_abs": float(np.mean(flicker)) if flicker else None,
         "background_change_mean_abs": float(np.mean(background)) if background else None,
     }
-    return {"original": str(original), "protected": str(protected), "stream": stream, "faces": faces_out, "targets": out_targets}
+    report = {"original": str(original), "protected": str(protected), "stream": stream, "faces": faces_out, "targets": out_targets}
+    if dlib_invader is not None:
+        d = np.asarray(invader_dist, np.float64)
+        matches = int((d < dlib_invader.THRESHOLD).sum())
+        report["invader"] = {
+            "pipeline": "dlib CNN face detector + 5-point predictor + ResNet (vdeid's ports)",
+            "threshold": dlib_invader.THRESHOLD,
+            "face_frames": int(len(d)),
+            "still_matches": M.rate(d < dlib_invader.THRESHOLD),
+            "still_matches_ci": list(M.wilson_interval(matches, len(d))),
+            "min_distance": float(d.min()) if len(d) else None,
+        }
+    return report
 
 
 def _matched(box: np.ndarray, found: Faces) -> bool:

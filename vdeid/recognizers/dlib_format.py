@@ -1,4 +1,5 @@
-"""Reader for dlib's serialized DNN files (``dlib_face_recognition_resnet_model_v1.dat``).
+"""Reader for dlib's serialized DNN files (``dlib_face_recognition_resnet_model_v1.dat``,
+``mmod_human_face_detector.dat``).
 
 The byte format is described in ``docs/dlib-resnet-format.md`` of the project's
 shared documents; in short (dlib ``serialize.h``, ``dnn/core.h``):
@@ -77,11 +78,15 @@ class DlibNetwork:
     Attributes
     ----------
     loss : str
-        The loss record's type string (``"loss_metric_2"``).
+        The loss record's type string (``"loss_metric_2"``, ``"loss_mmod_"``).
     loss_options : dict
-        ``margin`` and ``distance_threshold`` of a metric loss.
+        ``margin`` and ``distance_threshold`` of a metric loss; for dlib's
+        max-margin object detector (``loss_mmod_``): ``detector_windows``
+        (list of ``(width, height, label)``), ``nms_iou`` and
+        ``nms_covered`` (its non-maximum suppression thresholds).
     input_type : str
-        ``"input_rgb_image_sized"`` (or ``"input_rgb_image"``).
+        ``"input_rgb_image_sized"``, ``"input_rgb_image"`` or
+        ``"input_rgb_image_pyramid"``.
     input_mean : ndarray of shape (3,), float64
         Per-channel R, G, B means subtracted from uint8 pixels.
     input_size : tuple of int or None
@@ -91,6 +96,9 @@ class DlibNetwork:
         3 = input-adjacent layer).
     layers : list of DlibLayer
         Computational layers in forward order.
+    input_options : dict
+        ``pyramid_padding`` and ``pyramid_outer_padding`` of an image-pyramid
+        input; empty otherwise.
     """
 
     loss: str
@@ -100,6 +108,7 @@ class DlibNetwork:
     input_size: tuple[int, int] | None
     prelude: list[int]
     layers: list[DlibLayer]
+    input_options: dict = field(default_factory=dict)
 
 
 class _Reader:
@@ -344,6 +353,37 @@ _LAYER_READERS = {
 }
 
 
+def _read_box_overlap(reader: _Reader) -> tuple[float, float]:
+    # dlib test_box_overlap: iou_thresh, percent_covered_thresh.
+    return reader.real(), reader.real()
+
+
+def _read_mmod_options(reader: _Reader) -> dict:
+    version = reader.integer()
+    if not 1 <= version <= 4:
+        raise reader.fail(f"unknown mmod_options version {version}")
+    if version == 1:
+        windows = [(reader.integer(), reader.integer(), "")]
+    else:
+        windows = []
+        for _ in range(reader.integer()):
+            # detector_window_details: version, width, height, label
+            if reader.integer() != 1:
+                raise reader.fail("unknown detector_window_details version")
+            windows.append((reader.integer(), reader.integer(), reader.string()))
+    for _ in range(3):  # loss per false alarm / missed target, truth match IoU: training only
+        reader.real()
+    nms_iou, nms_covered = _read_box_overlap(reader)
+    _read_box_overlap(reader)  # overlaps_ignore: training only
+    if version >= 3 and reader.integer() != 1:
+        raise reader.fail("mmod networks without an image pyramid are not supported")
+    if version >= 4 and reader.boolean():
+        raise reader.fail("mmod networks with bounding-box regression are not supported")
+    if version >= 4:
+        reader.real()  # bbr_lambda
+    return {"detector_windows": windows, "nms_iou": nms_iou, "nms_covered": nms_covered}
+
+
 def _read_loss(reader: _Reader) -> tuple[str, dict]:
     version = reader.integer()
     if version != 1:
@@ -353,20 +393,29 @@ def _read_loss(reader: _Reader) -> tuple[str, dict]:
         return loss, {"margin": reader.real(), "distance_threshold": reader.real()}
     if loss == "loss_metric_":
         return loss, {"margin": 0.1, "distance_threshold": 0.75}
-    raise reader.fail(f"unsupported loss {loss!r} (expected a metric-learning network)")
+    if loss == "loss_mmod_":
+        return loss, _read_mmod_options(reader)
+    raise reader.fail(f"unsupported loss {loss!r} (expected a metric-learning or mmod network)")
 
 
-def _read_input(reader: _Reader) -> tuple[str, np.ndarray, tuple[int, int] | None]:
+def _read_input(reader: _Reader) -> tuple[str, np.ndarray, tuple[int, int] | None, dict]:
     kind = reader.string()
-    if kind not in ("input_rgb_image_sized", "input_rgb_image"):
+    known = ("input_rgb_image_sized", "input_rgb_image", "input_rgb_image_pyramid", "input_rgb_image_pyramid2")
+    if kind not in known:
         raise reader.fail(f"unsupported input layer {kind!r}")
     mean = np.array([reader.real(), reader.real(), reader.real()], dtype=np.float64)
     size = (reader.integer(), reader.integer()) if kind == "input_rgb_image_sized" else None
-    return kind, mean, size
+    options = {}
+    if kind.startswith("input_rgb_image_pyramid"):
+        # Version 1 of the record predates the padding fields; dlib's defaults apply.
+        padding = (reader.integer(), reader.integer()) if kind.endswith("2") else (10, 11)
+        options = {"pyramid_padding": padding[0], "pyramid_outer_padding": padding[1]}
+        kind = "input_rgb_image_pyramid"
+    return kind, mean, size, options
 
 
 def parse_dlib_network(data: bytes, path: str = "<bytes>") -> DlibNetwork:
-    """Decode a serialized dlib metric-learning network.
+    """Decode a serialized dlib network (metric learning or mmod object detection).
 
     Parameters
     ----------
@@ -389,7 +438,7 @@ def parse_dlib_network(data: bytes, path: str = "<bytes>") -> DlibNetwork:
     loss, loss_options = _read_loss(reader)
 
     # The prelude has no length: read versions until the input layer's
-    # type-string length (21 or 15) shows up, then rewind over it.
+    # type-string length (21, 15 or 23) shows up, then rewind over it.
     prelude = []
     while True:
         value, start = reader.peek_integer()
@@ -399,7 +448,7 @@ def parse_dlib_network(data: bytes, path: str = "<bytes>") -> DlibNetwork:
         prelude.append(value)
     if not prelude or prelude[-1] not in (2, 3):
         raise reader.fail("network prelude does not end with an input-adjacent layer")
-    input_type, input_mean, input_size = _read_input(reader)
+    input_type, input_mean, input_size, input_options = _read_input(reader)
 
     body_versions = [v for v in reversed(prelude) if v in (2, 3)]
     layers = []
@@ -418,7 +467,7 @@ def parse_dlib_network(data: bytes, path: str = "<bytes>") -> DlibNetwork:
         layers.append(layer)
     if reader.pos != len(reader.data):
         raise reader.fail(f"{len(reader.data) - reader.pos} unexpected trailing bytes")
-    return DlibNetwork(loss, loss_options, input_type, input_mean, input_size, prelude, layers)
+    return DlibNetwork(loss, loss_options, input_type, input_mean, input_size, prelude, layers, input_options)
 
 
 def read_dlib_network(path: str | Path) -> DlibNetwork:
