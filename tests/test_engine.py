@@ -131,6 +131,19 @@ def test_warm_start_cuts_iterations_on_a_slowly_moving_face():
     assert again[0].reached and again[0].iterations <= first / 3
 
 
+def test_a_face_that_missed_its_target_is_not_a_warm_start():
+    frames = [_frame(seed=1)] * 2
+    faces = [_faces([[30, 24, 70, 64]], track_ids=[1])] * 2
+    for warm_from_failed in (False, True):
+        method = _method(margin=10.0, max_iter=4, warm_from_failed=warm_from_failed)
+        _, outcomes = method.protect(frames, faces)
+        assert not any(o.reached for o in outcomes)
+        assert [f["warm"] for f in method.stats["faces"]] == [False, warm_from_failed]
+        # Nor across chunks: the track's state says the face failed.
+        method.protect(frames[:1], faces[:1])
+        assert method.stats["faces"][0]["warm"] is warm_from_failed
+
+
 def test_warm_started_perturbation_does_not_grow_along_a_track():
     # The landmarks alternate between two placements, so every other frame
     # needs iterations from its warm start. Were the warm start's overshoot

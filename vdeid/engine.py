@@ -168,6 +168,7 @@ class _TrackState:
     context: Region
     landmarks: np.ndarray
     box: np.ndarray  # raw (unexpanded) box, for IoU linking and landmark bridging
+    reached: bool = True  # whether that face reached its target
 
 
 class AdversarialMethod:
@@ -548,12 +549,12 @@ class AdversarialMethod:
             return None
         if job.parent is not None:
             src = jobs[job.parent]
-            if src.adv is None:
+            if src.adv is None or (not src.reached and not self.cfg.warm_from_failed):
                 return None
             delta, ctx, lm = src.base, src.context, src.landmarks
         else:
             state = self._tracks.get(job.key)
-            if state is None:
+            if state is None or (not state.reached and not self.cfg.warm_from_failed):
                 return None
             delta, ctx, lm = state.delta.to(job.x.device), state.context, state.landmarks
         job.moved = _transfer(delta, ctx, lm, job.context, job.landmarks, job.x.shape[1:])
@@ -938,6 +939,7 @@ class AdversarialMethod:
                 context=job.context,
                 landmarks=job.landmarks,
                 box=job.raw_box,
+                reached=job.reached,
             )
         # Tracks absent from this chunk are gone after a while; keep memory bounded.
         if len(self._tracks) > 4096:
