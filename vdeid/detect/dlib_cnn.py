@@ -57,6 +57,8 @@ MODEL_FILE = "mmod_human_face_detector.dat"
 PYRAMID_N = 6
 #: A pyramid level with fewer rows is not built (dlib's ``min_height``).
 _MIN_TILE_ROWS = 5
+#: Smallest canvas side the three 5×5 stride-2 convolutions map to a score map.
+_MIN_CANVAS = 29
 
 
 class DlibCnnFaceDetector(nn.Module):
@@ -183,6 +185,9 @@ class DlibCnnFaceDetector(nn.Module):
             Detection confidences.
         """
         canvas, tiles = self.canvas(image)
+        if min(canvas.shape[-2:]) < _MIN_CANVAS:
+            # Too small for the stride-2 layers to leave any score (and far under the window).
+            return np.zeros((0, 4), np.int64), np.zeros(0, np.float32)
         scores = self(canvas)[0, 0].cpu().numpy()
         rows, cols = np.nonzero(scores > threshold)
         if len(rows) == 0:
