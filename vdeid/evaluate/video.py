@@ -217,7 +217,7 @@ def evaluate_video(
                         background.append(float(np.abs(delta[outside]).mean()) * 255.0)
                 if dlib_invader is not None:
                     # dlib reads 8-bit RGB; 10-bit frames are judged as an 8-bit copy would be.
-                    a8, b8 = (from_float(to_float(f), np.uint8) for f in (a, b))
+                    a8, b8 = (f if f.dtype == np.uint8 else from_float(to_float(f), np.uint8) for f in (a, b))
                     invader_dist += dlib_invader.closest(a8, b8, dlib_invader.detect(a8)).tolist()
             progress(Progress("frames", fo.index + 1, total, {"face-frames": len(ssim)}))
             if max_frames is not None and fo.index + 1 >= max_frames:
