@@ -43,6 +43,24 @@ def chip_gap(a: torch.Tensor, b: torch.Tensor, scale: float) -> float:
     return float(((a @ PROBE.T) - (b @ PROBE.T)).norm(dim=0).max()) / scale
 
 
+def vdeid_chips(model, detector, frame: np.ndarray):
+    """vdeid's faces of a frame and their chips: ``(landmarks, crops, nominal, starts, owner, views)`` or None.
+
+    ``nominal`` are vdeid's chip transforms ``(B, 2, 3)``, ``starts`` its start boxes, and
+    ``views`` the transforms of the alignment views ``(N, 2, 3)`` (None when there are none),
+    ``owner`` their faces.
+    """
+    faces = detector.detect([frame])[0]
+    usable = np.isfinite(faces.landmarks).all(axis=(1, 2))
+    if not usable.any():
+        return None
+    landmarks = torch.from_numpy(faces.landmarks[usable]).double()
+    crops = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255).expand(len(landmarks), -1, -1, -1)
+    owner, boxes = model.alignment_views(crops, landmarks)
+    views = model.chip_transforms(crops[owner], landmarks[owner], boxes[:, None])[:, 0] if len(owner) else None
+    return landmarks, crops, model.chip_transforms(crops, landmarks), model.start_boxes(landmarks), owner, views
+
+
 def measure(clip: Path, stride: int, model, detector, hog, cnn) -> dict:
     template = template_to_chip(DLIB_5POINT_TEMPLATE, CHIP_SIZE, CHIP_PADDING)
     own, nearest, views, with_views, hog_scale = [], [], [], 0, []
@@ -50,16 +68,10 @@ def measure(clip: Path, stride: int, model, detector, hog, cnn) -> dict:
     for t, frame in enumerate(frames_of(clip)):
         if t % stride:
             continue
-        faces = detector.detect([frame])[0]
-        usable = np.isfinite(faces.landmarks).all(axis=(1, 2))
-        if not usable.any():
+        found = vdeid_chips(model, detector, frame)
+        if found is None:
             continue
-        landmarks = torch.from_numpy(faces.landmarks[usable]).double()
-        crops = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255).expand(len(landmarks), -1, -1, -1)
-        nominal = model.chip_transforms(crops, landmarks)
-        starts = model.start_boxes(landmarks)
-        owner, boxes = model.alignment_views(crops, landmarks)
-        extra = model.chip_transforms(crops[owner], landmarks[owner], boxes[:, None])[:, 0] if len(owner) else None
+        landmarks, crops, nominal, starts, owner, extra = found
         faces_seen += len(landmarks)
         with_views += len(set(owner.tolist()))
         views += [int((owner == b).sum()) for b in range(len(landmarks)) if bool((owner == b).any())]

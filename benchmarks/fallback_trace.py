@@ -17,6 +17,9 @@ outcome gives (``FaceOutcome.fallback_reason``, as in the report of
   pixels did not protect it, so it is blurred too (``attacked_again`` counts
   the faces attacked again, ``attacked_again_protected`` those it saved).
 
+``hardened`` counts the blurred faces that shipped as ``blur+pfgvm``
+(``--set harden_fallback=True``).
+
 ``--set key=value`` overrides an :class:`~vdeid.config.AttackConfig` field
 (e.g. ``max_iter=120``, ``alpha=1.0``, ``lam=0``); ``--faces`` prints every
 face. The summary also gives the protected faces' perturbation: pixels
@@ -87,6 +90,7 @@ def main() -> None:
         "blurred_by_neighbour": reasons["neighbour"],
         "attacked_again": sum(r["again"] for r in rows),
         "attacked_again_protected": sum(r["again"] and r["reached"] for r in rows),
+        "hardened": sum(r["hardened"] for r in rows),  # of the blurred, shipped as blur+pfgvm (harden_fallback)
         "iterations": sum(r["iterations"] for r in rows),
         "perturbed_px_per_face": round(len(changes) / max(1, sum(r["reached"] for r in rows))),
         "perturbation_rms": round(float(np.sqrt(np.mean(changes**2))), 2) if len(changes) else None,

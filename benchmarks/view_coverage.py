@@ -52,6 +52,7 @@ def main() -> None:
     if args.max_iter is not None:
         config.attack.max_iter = args.max_iter
     faces = FaceDetector(config.detect, "cpu").detect([frame])[0]
+    config.attack.harden_fallback = False  # the attack's own pixels, not a second attack on them
     engine = AdversarialMethod(config, attack="pfgvm", fallback=_KeepFallback())
     attacked, outcomes = engine.protect_still(frame, faces)
     rec = engine.recognizers[0]

@@ -109,6 +109,50 @@ def test_unreachable_margin_fails_closed_with_the_fallback():
     assert outcomes[0].method == "blur" and outcomes[0].reached is False
     assert method.stats["faces"][0]["written"] is False
     assert outcomes[0].iterations == 4 and outcomes[0].fallback_reason == "attack"
+    assert method.stats["hardened"] == 0 and not method.stats["faces"][0]["hardened"]
+    # Attacked again from the blurred pixels (harden_fallback): 4 more iterations, in vain.
+    method = _method(margin=10.0, max_iter=4, harden_fallback=True)
+    _, outcomes = method.protect([frame], [faces])
+    assert (outcomes[0].method, outcomes[0].iterations) == ("blur", 8)
+
+
+def test_the_fallbacks_pixels_are_attacked_until_they_reach_the_target():
+    frame, faces = _frame(seed=1), _faces(TWO_FACES)
+    rec = TinyRecognizer(threshold=THRESHOLD)
+    masked = create_method("mask", Config(device="cpu")).protect([frame], [faces])[0][0]
+    # The attack misses the target from the original pixels, and the solid mask alone falls short of it too.
+    assert all(_distance(rec, frame, masked, faces, i) < THRESHOLD + 0.1 for i in range(2))
+    method = _method(recognizer=rec, margin=0.1, max_iter=4, harden_fallback=True, fallback=create_method("mask", Config(device="cpu")))
+    out, outcomes = method.protect([frame], [faces])
+    assert [(o.method, o.reached, o.fallback_reason) for o in outcomes] == [("mask+pfgvm", False, "attack")] * 2
+    assert all(o.iterations > 4 for o in outcomes) and method.stats["hardened"] == 2
+    assert all(_distance(rec, frame, out[0], faces, i) > THRESHOLD + 0.1 - 1e-3 for i in range(2))
+    # Only the faces' pixels differ from the mask.
+    outside = ~np.any([_inside_ellipse(b, frame.shape) for b in expand_boxes(faces.boxes, 0.15)], axis=0)
+    assert np.array_equal(out[0][outside], masked[outside]) and not np.array_equal(out[0], masked)
+    # Off (the default), the mask ships as it is.
+    plain = _method(recognizer=rec, margin=0.1, max_iter=4, fallback=create_method("mask", Config(device="cpu")))
+    out, outcomes = plain.protect([frame], [faces])
+    assert [o.method for o in outcomes] == ["mask", "mask"]
+    assert all(_distance(rec, frame, out[0], faces, i) < THRESHOLD + 0.1 for i in range(2))
+    # A fallback that clears the target alone needs no attack on top.
+    lenient = _method(recognizer=rec, margin=0.02, max_iter=2, harden_fallback=True, fallback=create_method("mask", Config(device="cpu")))
+    _, outcomes = lenient.protect([frame], [faces])
+    assert [o.method for o in outcomes] == ["mask", "mask"] and lenient.stats["hardened"] == 0
+
+
+def test_a_hardened_fallback_is_judged_after_the_encoder():
+    frame, faces, trip = _frame(seed=1), _faces(TWO_FACES), _x264(18)
+    rec = TinyRecognizer(threshold=THRESHOLD)
+    mask = create_method("mask", Config(device="cpu"))
+    method = _method(
+        recognizer=rec, margin=0.1, max_iter=8, compression=True, video_margin=0.0, round_trip=trip, fallback=mask,
+        harden_fallback=True,
+    )
+    out, outcomes = method.protect([frame], [faces])
+    assert [o.method for o in outcomes] == ["mask+pfgvm"] * 2
+    decoded = trip(out)[0]
+    assert all(_distance(rec, frame, decoded, faces, i) > THRESHOLD + 0.1 - 5e-3 for i in range(2))
 
 
 def test_warm_start_cuts_iterations_on_a_slowly_moving_face():
@@ -182,8 +226,10 @@ class _ViewRecognizer(BoxViewRecognizer):
     def __init__(self, where: str):
         super().__init__(threshold=THRESHOLD)
         self.where = where
+        self.detected = []  # what the engine handed over, per call
 
-    def alignment_views(self, crops, landmarks, bounds):
+    def alignment_views(self, crops, landmarks, bounds, detected=None):
+        self.detected.append(detected)
         side = (landmarks[:, 1, 0] - landmarks[:, 0, 0]) * 32 / (TEMPLATE[1, 0] - TEMPLATE[0, 0])
         lo = landmarks[:, 0] - TEMPLATE[0] * side[:, None] / 32
         if self.where == "corner":  # a patch of the crop outside the face's region
@@ -208,6 +254,28 @@ def test_alignment_views_are_attacked_and_verified(where):
     method.reset()
     _, outcomes = method.protect([frame], [faces])
     assert outcomes[0].reached and method.stats["alignment_views"] == 0
+
+
+def test_detector_views_hand_dlibs_cnn_boxes_to_the_recogniser(astronaut):
+    from vdeid.detect.dlib_cnn import load_dlib_cnn_detector
+
+    (full,) = load_dlib_cnn_detector().detect(astronaut)[0]
+    box = [175, 80, 258, 170]  # where MTCNN boxes the face
+    rec = _ViewRecognizer("face")
+    _method(recognizer=rec, max_iter=1, detector_views=True).protect([astronaut], [_faces([box])])
+    (boxes,) = rec.detected[0]
+    x0, y0, _, _ = expand_boxes(np.array([box], np.float32), 0.5)[0]
+    origin = torch.tensor([x0 - x0 % 2, y0 - y0 % 2] * 2, dtype=torch.float64)
+    # The face is under 160 px: found on the frame and on the frame doubled (another pyramid level,
+    # another box). From the crop, whose later pyramid levels are resampled differently, the box can
+    # be a few pixels off the whole frame's.
+    assert boxes.shape == (2, 4)
+    assert float((boxes[0] + origin - torch.from_numpy(full)).abs().max()) <= 8
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + origin[:2]
+    assert bool(((centre >= torch.tensor(box[:2])) & (centre <= torch.tensor(box[2:]))).all())
+    rec = _ViewRecognizer("face")
+    _method(recognizer=rec, max_iter=1).protect([astronaut], [_faces([box])])  # off by default
+    assert rec.detected[0] == [None]
 
 
 def test_mask_views_let_the_attack_reach_a_view_beside_the_face():
@@ -411,7 +479,7 @@ def test_every_engine_attack_protects_or_falls_back(attack):
     assert len(outcomes) == 2
     for o in outcomes:
         assert o.protected
-        assert o.method == (attack if o.reached else "blur")
+        assert o.method in ((attack,) if o.reached else ("blur", f"blur+{attack}"))
     assert not np.array_equal(out[0], frame)
 
 

@@ -165,6 +165,14 @@ class AttackConfig:
         L-inf budget on [0, 1] pixels for I-FGVM / I-FGSM / BIM / ILLC.
     fallback : str
         Naive method used when an attack fails to reach its target.
+    harden_fallback : bool
+        Attack a face's fallback pixels again (a fresh ``max_iter``, the
+        original's embeddings as references) and ship the fallback plus
+        that perturbation (method ``"blur+pfgvm"``) where it reaches the
+        target, the fallback alone where it does not. On small faces blur
+        leaves much of the identity (outline, hair, clothes). Off by
+        default: in video it rescued 1 of 44 and 2 of 18 fallback faces of
+        a street window for 80-100 % more time (docs/attacks.md).
     warm_start : bool
         Start each face from its track's perturbation in a nearby frame.
     warm_order : {"bisect", "sequential"}
@@ -204,6 +212,16 @@ class AttackConfig:
         times the size, and, for a face the frame edge cuts, from smaller,
         inward boxes; ``DlibResNet.alignment_views``). Only alignments that
         differ from vdeid's are added, so sharp faces rarely get any.
+    detector_views : bool
+        With ``alignment_views``, also the alignments that follow from where
+        dlib's CNN face detector boxes the face (vdeid's port, run on the
+        face's surroundings at the frame's size and, for faces under 160 px,
+        doubled, as ``face_recognition``'s default does). Its boxes can lie
+        a sixth of a side above or beside the box views', and from there the
+        shape predictor can land on another chip. Off by default: on the
+        README sample more faces then missed their target and were blurred,
+        and blur left one of them closer to its original, under dlib's own
+        pipeline, than the attack it replaced (docs/attacks.md).
     mask_views : bool
         With ``alignment_views``, the perturbation may also reach the pixels
         of each view's face (the ellipse of its start box, grown by
@@ -244,6 +262,7 @@ class AttackConfig:
     lam: float = 0.05
     eps: float = 8 / 255
     fallback: str = "blur"
+    harden_fallback: bool = False
     warm_start: bool = True
     warm_order: Literal["bisect", "sequential"] = "sequential"
     warm_from_failed: bool = True
@@ -255,6 +274,7 @@ class AttackConfig:
     compression_margin: Optional[float] = None
     mirror: bool = True
     alignment_views: bool = True
+    detector_views: bool = False
     mask_views: bool = False
     video_margin: float = 0.08
     encoder_check: bool = True

@@ -158,6 +158,8 @@ class _Job:
     bounds: Optional[np.ndarray] = None  # (4,) the frame's left, top, right, bottom in crop pixels
     moved: Optional[torch.Tensor] = None  # (3, h, w) neighbour's perturbation moved here, unscaled
     base: Optional[torch.Tensor] = None  # (3, h, w) perturbation handed on to warm starts
+    detected: Optional[torch.Tensor] = None  # (K, 4) start boxes from dlib's CNN detector, crop pixels
+    hardened: bool = False  # the fallback's pixels, attacked again, reached the target
 
 
 @dataclass
@@ -240,6 +242,7 @@ class AdversarialMethod:
         self.device = resolve_device(self.config.device)
         self._recognizers = recognizers
         self._fallback = fallback
+        self._face_detector = None
         self.round_trip = round_trip
         self._tracks: dict[tuple, _TrackState] = {}
         self._last_keys: list[tuple] = []  # keys of the previous frame's faces
@@ -268,6 +271,15 @@ class AdversarialMethod:
                 )
             self._fallback = create_method(self.cfg.fallback, self.config)
         return self._fallback
+
+    @property
+    def face_detector(self):
+        """dlib's CNN face detector (vdeid's port), for ``detector_views`` (built on first use)."""
+        if self._face_detector is None:
+            from .detect.dlib_cnn import load_dlib_cnn_detector
+
+            self._face_detector = load_dlib_cnn_detector(device=self.device)
+        return self._face_detector
 
     def reset(self) -> None:
         """Forget warm-start state (call between unrelated videos)."""
@@ -305,7 +317,7 @@ class AdversarialMethod:
         jobs = self._make_jobs(frames, faces)
         self.stats = {
             "waves": 0, "batches": 0, "forward_faces": 0, "rounds": 0, "alignment_views": 0,
-            "encoder_checks": 0, "encoder_short": 0,
+            "encoder_checks": 0, "encoder_short": 0, "hardened": 0,
         }
         written: set = set()  # faces that passed on the written frames
         levels = self._levels(frames[0])
@@ -335,7 +347,7 @@ class AdversarialMethod:
             {
                 "frame": j.frame, "face": j.index, "warm": j.warm, "iterations": j.iterations,
                 "written": id(j) in written, "again": id(j) in again, "undone": id(j) in undone,
-                "reached": j.reached,
+                "reached": j.reached, "hardened": j.hardened,
             }
             for j in jobs
         ]
@@ -476,6 +488,8 @@ class AdversarialMethod:
             frame = frames[job.frame]
             sl = job.context.slices
             job.x = torch.from_numpy(np.ascontiguousarray(to_float(frame[sl]))).permute(2, 0, 1).to(dev)
+            if self._wants_detector_views():
+                job.detected = self._detected_boxes(frame, job)
             feather = float(self.config.naive.feather)
             m = ellipse_mask_in_region(job.box, job.context, feather=feather)
             if self.cfg.alignment_views and self.cfg.mask_views:
@@ -493,6 +507,35 @@ class AdversarialMethod:
             self.stats["waves"] += 1
             self._attack(wave, levels)
 
+    def _wants_detector_views(self) -> bool:
+        return (
+            self.cfg.alignment_views
+            and self.cfg.detector_views
+            and any(hasattr(rec, "alignment_views") for rec in self.recognizers)
+        )
+
+    def _detected_boxes(self, frame: np.ndarray, job: _Job) -> torch.Tensor:
+        """Start boxes ``(K, 4)``, crop pixels, where dlib's CNN face detector may box this face.
+
+        Every box the detector finds around the face (centre inside its
+        box) on the frame and, for a face under twice the detector's window,
+        on the frame doubled (:meth:`~vdeid.detect.dlib_cnn.DlibCnnFaceDetector.detect_region`).
+        Not the neighbouring windows, which the attacked pixels could tip the
+        detector to: on the README sample they made most faces of frames
+        22-37 miss their target (docs/attacks.md).
+        """
+        detector = self.face_detector
+        image = frame if frame.dtype == np.uint8 else (frame >> 8).astype(np.uint8)
+        c = job.context
+        side = float(np.max(job.raw_box[2:] - job.raw_box[:2]))
+        found = []
+        for upsample in (0, 1) if side < 2 * max(detector.window) else (0,):
+            rects = detector.detect_region(image, (c.x0, c.y0, c.x1, c.y1), upsample=upsample)
+            centre = (rects[:, :2] + rects[:, 2:]) / 2
+            found.append(rects[np.all((centre >= job.raw_box[:2]) & (centre <= job.raw_box[2:]), axis=1)])
+        origin = np.array([c.x0, c.y0] * 2, np.float64)
+        return torch.from_numpy(np.concatenate(found) - origin)
+
     def _view_mask(self, job: _Job, feather: float) -> np.ndarray:
         """``(h, w)`` union of the ellipses of a face's alignment views over its context crop."""
         origin = np.array([job.context.x0, job.context.y0] * 2)
@@ -502,7 +545,7 @@ class AdversarialMethod:
         for rec in self.recognizers:
             if not hasattr(rec, "alignment_views"):
                 continue
-            _, boxes = rec.alignment_views(job.x[None], lm, bounds)
+            _, boxes = rec.alignment_views(job.x[None], lm, bounds, detected=[job.detected])
             grown = expand_boxes((boxes.numpy() + origin).astype(np.float32), float(self.config.detect.box_margin))
             for box in grown:
                 m = np.maximum(m, ellipse_mask_in_region(box, job.context, feather=feather))
@@ -568,7 +611,7 @@ class AdversarialMethod:
                 out.append(None)
                 continue
             bounds = torch.as_tensor(np.stack([j.bounds for j in batch]))
-            owner, boxes = rec.alignment_views(x, lm, bounds)
+            owner, boxes = rec.alignment_views(x, lm, bounds, detected=[j.detected for j in batch])
             out.append((owner, boxes) if len(owner) else None)
         return out
 
@@ -862,12 +905,12 @@ class AdversarialMethod:
             ``id`` of each face attacked again after a neighbour's fallback.
         """
         composed = list(out)  # the attacks' pixels alone
-        fallen: list[_Job] = []
         failed, undone, again = [j for j in jobs if not j.reached], set(), set()
         while failed:
-            fallen += failed
             before = list(out)  # the fallback replaces frames, it does not write into them
             out = self._apply_fallback(out, faces, failed)
+            if self.cfg.harden_fallback:
+                out = self._harden(out, failed, levels)
             touched = _changed(before, out, [j for j in jobs if j.reached])
             if not touched:
                 break
@@ -896,6 +939,59 @@ class AdversarialMethod:
             undone |= {id(j) for j in failed}
         return out, undone, again
 
+    def _harden(self, out: list[np.ndarray], failed: list[_Job], levels: Optional[int]) -> list[np.ndarray]:
+        """Attack the fallback's pixels of faces that missed their target; keep the perturbation where it reaches it.
+
+        On small faces blur leaves much of a face's identity (its outline,
+        hair and clothes; docs/attacks.md), so a blurred face can stay
+        closer to its original than the attack it replaced. The attack
+        starts again from the blurred pixels, with the original's embeddings
+        as the references and a fresh budget of ``max_iter``. Each such face
+        is judged as it ships (after the encoder in video, with the encoder
+        rounds of attacked faces); one that falls short gets the fallback's
+        pixels back, so every face keeps at least the fallback. (In video
+        few faces get through: the views that defeated the first attack
+        defeat this one too, docs/attacks.md.)
+
+        Returns
+        -------
+        list of ndarray
+            New frames; ``out`` is not modified.
+        """
+        todo = [j for j in failed if j.attackable and j.x is not None]
+        if not todo:
+            return out
+        trials = [
+            replace(j, x=self._crop(out, j), init=None, adv=None, shipped=None, moved=None, base=None, iterations=0)
+            for j in todo
+        ]
+        self._attack(trials, levels)
+        hardened = [np.array(f, copy=True) for f in out]
+        self._compose(hardened, trials)
+        if self.round_trip is not None and self.cfg.encoder_check:
+            # The encoder smooths a perturbation on blurred pixels away more
+            # than on a face's own: continue those it pushes back, as attacked faces do.
+            short = self.stats["encoder_short"]
+            hardened = self._check_encoded(out, hardened, trials, levels, set())
+            self.stats["encoder_short"] = short
+        kept = trials
+        while kept:
+            self._judge_shipped(hardened, kept)
+            short = [h for h in kept if not h.reached]
+            for h in short:
+                # Back to the fallback's pixels; the faces kept are judged again on the result.
+                inside = np.broadcast_to((h.mask[0] > 0).cpu().numpy()[..., None], out[h.frame][h.context.slices].shape)
+                np.copyto(hardened[h.frame][h.context.slices], out[h.frame][h.context.slices], where=inside)
+            kept = [h for h in kept if h.reached] if short else []
+        for job, trial in zip(todo, trials):
+            job.iterations += trial.iterations
+            # With no iteration the fallback alone cleared the target: it ships as it is.
+            job.hardened = trial.reached and trial.iterations > 0
+            if trial.reached:
+                job.distance = trial.distance
+        self.stats["hardened"] += sum(j.hardened for j in todo)
+        return hardened
+
     def _judge_shipped(self, out: list[np.ndarray], jobs: list[_Job]) -> None:
         """:meth:`_verify` on ``out`` as it ships: after the encoder in video, as written otherwise."""
         if self.round_trip is not None and self.cfg.encoder_check:
@@ -918,6 +1014,8 @@ class AdversarialMethod:
 
     def _outcome(self, job: _Job, fallback_reason: Optional[str]) -> FaceOutcome:
         method = self.name if job.reached else self.fallback.name
+        if job.hardened:
+            method = f"{self.fallback.name}+{self.name}"
         return FaceOutcome(
             frame=job.frame,
             track_id=job.track_id,

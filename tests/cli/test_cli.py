@@ -128,10 +128,14 @@ def test_options_map_to_config_fields():
     from cli.options import build_config
     from vdeid.config import Config
 
-    ctx = process.make_context("process", ["in.mp4", "-o", "o.mp4", "--no-encoder-check", "--precision", "bfloat16"])
+    ctx = process.make_context(
+        "process", ["in.mp4", "-o", "o.mp4", "--no-encoder-check", "--precision", "bfloat16", "--harden-fallback"]
+    )
     config = build_config(ctx.params)
-    assert (config.attack.encoder_check, config.attack.precision) == (False, "bfloat16")
-    assert build_config(process.make_context("process", ["in.mp4", "-o", "o.mp4"]).params).attack.encoder_check
+    assert (config.attack.encoder_check, config.attack.precision, config.attack.harden_fallback) == (False, "bfloat16", True)
+    default = build_config(process.make_context("process", ["in.mp4", "-o", "o.mp4"]).params).attack
+    assert default.encoder_check and not default.harden_fallback and not default.detector_views
+    assert build_config(process.make_context("process", ["in.mp4", "-o", "o.mp4", "--detector-views"]).params).attack.detector_views
     ctx = process.make_context("process", ["in.mp4", "-o", "o.mp4", "--confirm-score", "0"])
     assert build_config(ctx.params).track.confirm_score == 0.0 < Config().track.confirm_score
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -144,3 +145,32 @@ def test_the_whole_cnn_pipeline_agrees_with_real_dlibs(detector, real, astronaut
         ours = load_dlib_resnet().embed_views(x, torch.from_numpy(rects[:1]).double())[0].numpy()
     # Measured 0.003: dlib truncates its chip to uint8, the port keeps it in float.
     assert np.linalg.norm(ours - expected) < 0.02
+
+
+def test_detect_region_boxes_a_face_on_the_whole_frames_grid(detector, astronaut):
+    # At 0.8 the face fits the 80 px window, the pyramid's first level, whose windows lie on the grid.
+    astronaut = cv2.resize(astronaut, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA)
+    (full,) = detector.detect(astronaut)[0]
+    side = full[2] - full[0]
+    assert side + 1 == max(detector.window)
+    for grow in (0.4, 0.5, 0.7):
+        # An odd origin: the part is cut to start on the frame's grid.
+        region = (full[0] - int(grow * side) - 3, full[1] - int(grow * side) - 5, full[2] + int(grow * side), full[3] + int(grow * side))
+        found = detector.detect_region(astronaut, region)
+        assert len(found) == 1
+        offset = found[0] - full
+        # Same windows as on the whole frame, at most one grid step away.
+        assert np.all(offset % detector.grid == 0) and np.abs(offset).max() <= detector.grid
+
+
+def test_detect_region_upsampled_finds_faces_under_the_window(detector, astronaut):
+    (full,) = detector.detect(astronaut)[0]
+    small = np.ascontiguousarray(astronaut[::2, ::2])  # the face at half size, under the 80 px window
+    region = (int(full[0] // 2) - 40, int(full[1] // 2) - 40, int(full[2] // 2) + 40, int(full[3] // 2) + 40)
+    assert len(detector.detect_region(small, region)) == 0
+    (found,) = detector.detect_region(small, region, upsample=1)
+    np.testing.assert_allclose(found, full / 2, atol=0.1 * (full[2] - full[0]))
+
+
+def test_detect_region_outside_the_frame_finds_nothing(detector, astronaut):
+    assert detector.detect_region(astronaut, (600, 600, 700, 700)).shape == (0, 4)

@@ -215,6 +215,23 @@ def test_alignment_views_for_faces_the_frame_edge_cuts(model, reference, mtcnn, 
     assert float((views - nominal).norm(dim=1).min()) > 1e-3
 
 
+def test_alignment_views_from_a_detectors_boxes(model, reference, mtcnn, astronaut):
+    crop = np.ascontiguousarray(astronaut[20:240, 110:340])
+    _, points, _ = _dlib_face(reference, crop)
+    landmarks = torch.from_numpy(_mtcnn_landmarks(mtcnn, crop, points))[None]
+    crops = _to_tensor(crop)
+    start = model.start_boxes(landmarks)
+    side = float((start[0, 2:] - start[0, :2]).mean())
+    # vdeid's own start box adds nothing; one a third of a side higher and 1.3x the size lands elsewhere.
+    high = (start[0] + torch.tensor([-0.15, -0.48, 0.15, -0.18], dtype=torch.float64) * side)[None]
+    owner, boxes = model.alignment_views(crops, landmarks, detected=[start.clone()])
+    assert len(owner) == 0
+    owner, boxes = model.alignment_views(crops, landmarks, detected=[torch.cat([start, high])])
+    assert owner.tolist() == [0]
+    torch.testing.assert_close(boxes, high)
+    assert model.alignment_views(crops, landmarks, detected=[None])[0].numel() == 0
+
+
 def test_bfloat16_autocast_stays_close_to_float32(model, reference, mtcnn, astronaut):
     """The engine's ``precision="bfloat16"`` path: bf16 crops and passes still align and embed."""
     crop = np.ascontiguousarray(astronaut[20:240, 110:340])

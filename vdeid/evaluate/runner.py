@@ -12,7 +12,9 @@ runner
    ``pca``/``hypersphere``) and judges the quantised uint8 result. An attack
    gives two variants: ``attack`` (the attack's own pixels, also where it
    missed its target: what the papers measure) and ``shipped`` (faces that
-   missed get the configured fallback, as the product writes them);
+   missed get the configured fallback, as the product writes them, but
+   without ``AttackConfig.harden_fallback``'s attack on top, so a lower
+   bound on what the product ships);
 3. optionally passes the result through JPEG or a resize
    (:mod:`~vdeid.evaluate.transforms`), re-detects the face with MTCNN
    (detection survival), and embeds it with every target recogniser:
@@ -536,6 +538,8 @@ class Evaluation:
         if run.adversarial:
             from ..engine import AdversarialMethod
 
+            # The attack variant is the attack's pixels alone: no second attack on a fallback that keeps them.
+            config = replace(config, attack=replace(config.attack, harden_fallback=False))
             return AdversarialMethod(config, attack=run.method, recognizers=[self.recognizer(run.source)], fallback=_KeepFallback())
         if run.method in RECONSTRUCTION:
             from .reconstruction import HypersphereFaces, PcaFaces

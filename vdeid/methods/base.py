@@ -21,8 +21,10 @@ class FaceOutcome:
     track_id : int
         The face's track id (-1 when untracked).
     method : str
-        The method that produced the shipped pixels (the fallback's name when
-        the primary method failed).
+        The method that produced the shipped pixels: the fallback's name when
+        the primary method failed, ``"<fallback>+<attack>"`` (e.g.
+        ``"blur+pfgvm"``) when the attack, run again on the fallback's
+        pixels, took them to its target (``AttackConfig.harden_fallback``).
     protected : bool
         True when the face region was altered by some method. Never False
         for a face that was passed in: methods fail closed.

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -308,6 +309,7 @@ class DlibResNet(Recognizer):
         landmarks: torch.Tensor,
         bounds: torch.Tensor | None = None,
         *,
+        detected: Sequence[torch.Tensor | None] | None = None,
         tolerance: float = VIEW_TOLERANCE,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Further chips an invader's own detector may plausibly give each face.
@@ -323,7 +325,8 @@ class DlibResNet(Recognizer):
         a third of a side inwards on the shared selfie clip). So the
         predictor is also started from the boxes of :data:`BOX_VIEWS` and,
         for a face whose start box lies more than :data:`EDGE_FRACTION`
-        outside the frame, of :data:`EDGE_VIEWS`; every chip that differs
+        outside the frame, of :data:`EDGE_VIEWS`, and from the boxes a face
+        detector gave it (``detected``); every chip that differs
         from the default one, and from those already kept, by more than
         ``tolerance`` is kept, so an attack can be made to hold for all of
         them. Their start boxes are returned: like an invader,
@@ -338,6 +341,11 @@ class DlibResNet(Recognizer):
         bounds : Tensor of shape (B, 4), optional
             The frame's ``left, top, right, bottom`` in crop pixels (the
             frame edge); default: the crop's own edges.
+        detected : sequence of Tensor of shape (K, 4), optional
+            Per face (None or K = 0 for none), further start boxes
+            ``left, top, right, bottom`` in crop pixels: where an invader's
+            detector boxes the face (dlib's CNN face detector,
+            ``AttackConfig.detector_views``).
         tolerance : float
             Chips whose corners and centre all lie within this many chip
             pixels of a kept chip's count as the same.
@@ -378,6 +386,10 @@ class DlibResNet(Recognizer):
             edge = _view_boxes(centre[cut], side[cut], EDGE_VIEWS.to(start), inwards)
             for n, (face, t) in enumerate(zip(cut.tolist(), self._predicted_transforms(crops[cut], edge))):
                 candidates[face] += list(zip(t, edge[n]))
+        for face, found in enumerate(detected or []):
+            if found is not None and len(found):
+                found = found.to(start)
+                candidates[face] += list(zip(self._predicted_transforms(crops[face : face + 1], found[None])[0], found))
         probe = torch.tensor(
             [[0, 0, 1], [CHIP_SIZE - 1, 0, 1], [0, CHIP_SIZE - 1, 1], [CHIP_SIZE - 1, CHIP_SIZE - 1, 1],
              [(CHIP_SIZE - 1) / 2, (CHIP_SIZE - 1) / 2, 1]],
