@@ -970,19 +970,24 @@ class AdversarialMethod:
         self._compose(hardened, trials)
         if self.round_trip is not None and self.cfg.encoder_check:
             # The encoder smooths a perturbation on blurred pixels away more
-            # than on a face's own: continue those it pushes back, as attacked faces do.
+            # than on a face's own: continue those it pushes back, as attacked
+            # faces do (which leaves every trial judged after the encoder).
             short = self.stats["encoder_short"]
             hardened = self._check_encoded(out, hardened, trials, levels, set())
             self.stats["encoder_short"] = short
+        else:
+            self._verify(hardened, trials)
         kept = trials
-        while kept:
-            self._judge_shipped(hardened, kept)
+        while True:
             short = [h for h in kept if not h.reached]
             for h in short:
                 # Back to the fallback's pixels; the faces kept are judged again on the result.
                 inside = np.broadcast_to((h.mask[0] > 0).cpu().numpy()[..., None], out[h.frame][h.context.slices].shape)
                 np.copyto(hardened[h.frame][h.context.slices], out[h.frame][h.context.slices], where=inside)
-            kept = [h for h in kept if h.reached] if short else []
+            kept = [h for h in kept if h.reached]
+            if not short or not kept:
+                break
+            self._judge_shipped(hardened, kept)
         for job, trial in zip(todo, trials):
             job.iterations += trial.iterations
             # With no iteration the fallback alone cleared the target: it ships as it is.
