@@ -84,7 +84,7 @@ from .attacks.transforms import CompressionProxy
 from .config import AttackConfig, Config, resolve_device
 from .errors import VdeidError
 from .faces import Faces, expand_boxes
-from .imageops import from_float, to_float
+from .imageops import from_float, to_float, to_uint8
 from .methods.base import FaceOutcome, Method
 from .methods.mask import Region, box_region, ellipse_mask_in_region
 from .methods.registry import create_method, register_method
@@ -482,13 +482,14 @@ class AdversarialMethod:
 
     def _run(self, frames: list[np.ndarray], jobs: list[_Job], levels: Optional[int]) -> None:
         dev = self.device
+        detector_views = self._wants_detector_views()
         for job in jobs:
             if not job.attackable:
                 continue
             frame = frames[job.frame]
             sl = job.context.slices
             job.x = torch.from_numpy(np.ascontiguousarray(to_float(frame[sl]))).permute(2, 0, 1).to(dev)
-            if self._wants_detector_views():
+            if detector_views:
                 job.detected = self._detected_boxes(frame, job)
             feather = float(self.config.naive.feather)
             m = ellipse_mask_in_region(job.box, job.context, feather=feather)
@@ -525,7 +526,7 @@ class AdversarialMethod:
         22-37 miss their target (docs/attacks.md).
         """
         detector = self.face_detector
-        image = frame if frame.dtype == np.uint8 else (frame >> 8).astype(np.uint8)
+        image = to_uint8(frame)
         c = job.context
         side = float(np.max(job.raw_box[2:] - job.raw_box[:2]))
         found = []

@@ -26,3 +26,12 @@ def from_float(image: np.ndarray, dtype) -> np.ndarray:
     else:
         return np.clip(image, 0.0, 1.0).astype(dtype)
     return np.clip(np.rint(image * scale), 0, scale).astype(dtype)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """uint8 or uint16 image → uint8 (a uint16 keeps its 8 high bits); uint8 passes through."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return (image >> 8).astype(np.uint8)
+    raise TypeError(f"frames must be uint8 or uint16, got {image.dtype}")

@@ -203,7 +203,6 @@ class DlibCnnFaceDetector(nn.Module):
         keep = _suppress(rects[order], self.nms_iou, self.nms_covered)
         return rects[order][keep], values[order][keep].astype(np.float32)
 
-
     @property
     def grid(self) -> int:
         """Spacing in pixels of the windows the pyramid's first level places (the layers' total stride)."""

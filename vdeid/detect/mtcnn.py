@@ -17,6 +17,7 @@ import torch
 from ..checks import check_shape
 from ..config import DetectConfig
 from ..faces import Faces
+from ..imageops import to_uint8
 from .cascade import detect_cascade
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class FaceDetector:
         out: list[Faces] = []
         batch = max(1, int(self.config.batch_size))
         for start in range(0, len(frames), batch):
-            chunk = [_as_uint8(f) for f in frames[start : start + batch]]
+            chunk = [to_uint8(f) for f in frames[start : start + batch]]
             if len({f.shape for f in chunk}) == 1:
                 out.extend(self._detect_batch(chunk))
             else:
@@ -124,11 +125,3 @@ class FaceDetector:
                 factor=m.factor,
                 device=m.device,
             )
-
-
-def _as_uint8(frame: np.ndarray) -> np.ndarray:
-    if frame.dtype == np.uint8:
-        return frame
-    if frame.dtype == np.uint16:
-        return (frame >> 8).astype(np.uint8)
-    raise TypeError(f"frames must be uint8 or uint16, got {frame.dtype}")
