@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -226,6 +227,32 @@ def test_interrupt_leaves_no_partial_file(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         vdeid.process_video(SAMPLE, out, Config(method="blur", device="cpu", encode=FAST), progress=interrupt)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_faces_are_found_on_a_thread_of_their_own(tmp_path, monkeypatch):
+    """Detection runs ahead of protection, so an attack on a GPU does not wait for it."""
+    threads = []
+    real = FaceDetector.detect
+
+    def spy(self, frames):
+        threads.append(threading.current_thread().name)
+        return real(self, frames)
+
+    monkeypatch.setattr(FaceDetector, "detect", spy)
+    report = vdeid.process_video(SAMPLE, tmp_path / "o.mp4", BLUR)
+    assert threads and set(threads) == {"vdeid-detect"}
+    assert report.faces > 0 and {"detect", "track", "wait_detect"} <= set(report.timings)
+
+
+def test_a_detector_error_stops_the_run_and_writes_nothing(tmp_path, monkeypatch):
+    def broken(self, frames):
+        raise RuntimeError("detector exploded")
+
+    monkeypatch.setattr(FaceDetector, "detect", broken)
+    with pytest.raises(RuntimeError, match="detector exploded"):
+        vdeid.process_video(SAMPLE, tmp_path / "o.mp4", BLUR)
+    assert list(tmp_path.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("vdeid-")]
 
 
 def test_engine_failure_falls_back(tmp_path, monkeypatch):

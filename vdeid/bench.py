@@ -41,7 +41,7 @@ KERNEL_CROP = 200
 _KERNEL_LANDMARKS = ((80.0, 90.0), (120.0, 90.0), (100.0, 112.0), (84.0, 132.0), (116.0, 132.0))
 
 # Stages in pipeline order; others the report may add come after them.
-_STAGE_ORDER = ("decode", "wait_decode", "detect", "track", "protect", "wait_encode", "encode", "finish")
+_STAGE_ORDER = ("decode", "wait_decode", "detect", "track", "wait_detect", "protect", "wait_encode", "encode", "finish")
 
 
 @dataclass
@@ -52,10 +52,11 @@ class PipelineBench:
     ----------
     stages : dict
         Per stage: ``seconds``, ``frames_per_s`` and ``faces_per_s``
-        (``None`` where the stage took no time). ``decode`` and ``encode``
-        run on their own threads, overlapping the others, and are measured
-        there; ``wait_decode`` / ``wait_encode`` are the main thread's waits
-        for them. ``end_to_end`` is the wall time of the whole call.
+        (``None`` where the stage took no time). ``decode``, ``detect`` with
+        ``track``, and ``encode`` run on their own threads, overlapping the
+        others, and are measured there; ``wait_decode`` (the detection
+        thread's), ``wait_detect`` and ``wait_encode`` (the main thread's)
+        are the waits for them. ``end_to_end`` is the wall time of the whole call.
     cpu_seconds : float
         User + system CPU time of this process during the run (all threads);
         steadier than wall time on a shared machine.

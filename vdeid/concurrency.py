@@ -1,8 +1,8 @@
 """Overlap pipeline stages with background threads and bounded queues.
 
 Decoding and encoding (libav, which releases the GIL while it works) run on
-their own threads, so detection and attacks are not idle while frames are
-decoded or encoded. Queues are bounded: memory holds at most ``size`` items
+their own threads, and so do detection with tracking, so the attacks are not
+idle while frames are decoded, their faces found, or the results encoded. Queues are bounded: memory holds at most ``size`` items
 per stage however long the video is.
 """
 

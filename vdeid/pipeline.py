@@ -100,6 +100,7 @@ def process_video(
     device = resolve_device(config.device)
     started = time.perf_counter()
     timer = StageTimer()
+    find_timer = StageTimer()  # the detection thread's own: a StageTimer serves one thread
     _check_outputs(config, input_path, output_path, tracks_in=tracks_in, tracks_out=tracks_out, preview=preview)
     tracks = read_tracks(tracks_in) if tracks_in is not None else None
     with open_video(input_path) as source:
@@ -147,13 +148,19 @@ def process_video(
 
             # closing() stops the decode thread before the container closes, on any exit.
             reading = prefetch(timed(source.frames(), decode_clock), size=queued, name="vdeid-decode")
-            with closing(reading), BackgroundConsumer(write, size=queued, name="vdeid-encode") as writer:
-                decoded = timer.wrap("wait_decode", reading)
+            with closing(reading), BackgroundConsumer(
+                write, size=queued, name="vdeid-encode"
+            ) as writer, ExitStack() as finders:
                 if tracks is not None:
-                    tracked = _replay_tracks(decoded, tracks, tracks_in)
+                    tracked = _replay_tracks(timer.wrap("wait_decode", reading), tracks, tracks_in)
                 else:
-                    detected = _detect_stream(decoded, detector, config, timer)
-                    tracked = timer.wrap("track", track_faces(detected, config.track, get_image=lambda f: f.image))
+                    # Detection and tracking run on their own thread, a chunk
+                    # ahead, so the attack (on a GPU) is not idle while the
+                    # next chunk's faces are found. Closed before the decoder.
+                    finding = prefetch(
+                        _find_faces(reading, detector, config, find_timer), size=config.chunk_frames, name="vdeid-detect"
+                    )
+                    tracked = timer.wrap("wait_detect", finders.enter_context(closing(finding)))
                 done = 0
                 for chunk in _chunks(tracked, config.chunk_frames):
                     frames = [f for f, _ in chunk]
@@ -186,9 +193,9 @@ def process_video(
                     recorder.save(tracks_out)
                 sink.close()
             report.notes.extend(sink.notes)
-    report.timings = dict(timer.seconds)
-    # Decode and encode overlap the main thread: their busy times are
-    # measured on their own threads and do not add up to the total.
+    report.timings = dict(timer.seconds + find_timer.seconds)
+    # Decode, detection with tracking, and encode overlap the main thread:
+    # their times are measured on their own threads and do not add up to the total.
     report.timings["decode"] = decode_clock[0]
     report.timings["encode"] = writer.busy_seconds  # with the preview's drawing and encoding
     report.timings["total"] = time.perf_counter() - started
@@ -284,6 +291,12 @@ def _replay_tracks(frames: Iterable, tracks: Tracks, path) -> Iterator:
             f"the tracks cover {tracks.n_frames} frames but the video has {count};"
             " use the tracks file exported from this video", path
         )
+
+
+def _find_faces(frames: Iterable, detector: Detector, config: Config, timer: StageTimer) -> Iterator:
+    """Yield ``(frame, Faces)``: the tracked faces of every frame (the detection thread's work)."""
+    detected = _detect_stream(timer.wrap("wait_decode", frames), detector, config, timer)
+    yield from timer.wrap("track", track_faces(detected, config.track, get_image=lambda f: f.image))
 
 
 def _detect_stream(frames: Iterable, detector: Detector, config: Config, timer: StageTimer) -> Iterator:
