@@ -53,8 +53,8 @@ batching every face whose starting point is known:
 
 The starting perturbation is moved onto the new face with the similarity
 transform between the two faces' landmarks, by whole pixels when that
-transform is nearly a translation; only the *start* is resampled, the result
-is optimised in the new frame's own pixels.
+transform is nearly a translation (:mod:`vdeid.warm_start`); only the
+*start* is resampled, the result is optimised in the new frame's own pixels.
 
 Faces without track ids (``track_ids == -1``) are linked to the previous
 frame's faces by box overlap (IoU), so warm starts work before tracking too.
@@ -69,7 +69,6 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .attacks import (
     DodgeObjective,
@@ -83,11 +82,12 @@ from .attacks.base import Attack
 from .attacks.transforms import CompressionProxy
 from .config import AttackConfig, Config, resolve_device
 from .errors import VdeidError
-from .faces import Faces, expand_boxes
+from .faces import Faces, box_iou, expand_boxes
 from .imageops import from_float, to_float, to_uint8
 from .methods.base import FaceOutcome, Method
 from .methods.mask import Region, box_region, ellipse_mask_in_region
 from .methods.registry import create_method, register_method
+from .warm_start import move_points, transfer_perturbation
 
 logger = logging.getLogger(__name__)
 
@@ -419,7 +419,7 @@ class AdversarialMethod:
         """Track keys for one frame's faces: their track ids, else IoU with the previous frame."""
         keys: list[Optional[tuple]] = [("t", int(tid)) if tid >= 0 else None for tid in fa.track_ids]
         if any(k is None for k in keys):
-            iou = _iou(np.asarray(fa.boxes, np.float32), self._last_boxes)
+            iou = box_iou(fa.boxes, self._last_boxes)
             taken: set = set()
             for i in np.argsort(-iou.max(axis=1, initial=0.0)) if len(iou) else []:
                 if keys[i] is not None:
@@ -443,10 +443,10 @@ class AdversarialMethod:
         """Landmarks for a face the detector did not see, moved from its track's last known ones."""
         prev = next((j for j in reversed(jobs) if j.key == key and j.attackable), None)
         if prev is not None:
-            return _move_points(prev.landmarks, prev.raw_box, box)
+            return move_points(prev.landmarks, prev.raw_box, box)
         state = self._tracks.get(key)
         if state is not None:
-            return _move_points(state.landmarks, state.box, box)
+            return move_points(state.landmarks, state.box, box)
         return None
 
     def _assign_waves(self, jobs: list[_Job]) -> None:
@@ -601,7 +601,7 @@ class AdversarialMethod:
             if state is None or (not state.reached and not self.cfg.warm_from_failed):
                 return None
             delta, ctx, lm = state.delta.to(job.x.device), state.context, state.landmarks
-        job.moved = _transfer(delta, ctx, lm, job.context, job.landmarks, job.x.shape[1:])
+        job.moved = transfer_perturbation(delta, ctx, lm, job.context, job.landmarks, job.x.shape[1:])
         return (job.x + WARM_OVERSHOOT * job.moved).clamp(0, 1)
 
     def _views(self, batch: list[_Job], x: torch.Tensor, lm: torch.Tensor) -> list[Optional[tuple]]:
@@ -1091,102 +1091,6 @@ def _mirror(crops: torch.Tensor, landmarks: torch.Tensor) -> tuple[torch.Tensor,
     lm = landmarks[:, _MIRROR_ORDER].clone()
     lm[..., 0] = crops.shape[-1] - 1 - lm[..., 0]
     return crops.flip(-1), lm
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU ``(len(a), len(b))`` of ``x0, y0, x1, y1`` boxes."""
-    a = np.asarray(a, np.float32).reshape(-1, 4)
-    b = np.asarray(b, np.float32).reshape(-1, 4)
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
-    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
-def _move_points(points: np.ndarray, src_box: np.ndarray, dst_box: np.ndarray) -> np.ndarray:
-    """Carry points from one box to another (shift and scale about the centres)."""
-    src_box = np.asarray(src_box, np.float64)
-    dst_box = np.asarray(dst_box, np.float64)
-    sc = (src_box[:2] + src_box[2:]) / 2
-    dc = (dst_box[:2] + dst_box[2:]) / 2
-    ss = max(float(np.sqrt(np.prod(src_box[2:] - src_box[:2]))), 1e-6)
-    ds = float(np.sqrt(max(np.prod(dst_box[2:] - dst_box[:2]), 0.0)))
-    return (np.asarray(points, np.float64) - sc) * (ds / ss) + dc
-
-
-def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity ``(2, 3)`` mapping ``src`` points onto ``dst``."""
-    src = np.asarray(src, np.float64)
-    dst = np.asarray(dst, np.float64)
-    ms, md = src.mean(0), dst.mean(0)
-    a, b = src - ms, dst - md
-    den = float((a * a).sum())
-    if den <= 0:
-        return np.array([[1.0, 0.0, md[0] - ms[0]], [0.0, 1.0, md[1] - ms[1]]])
-    re = float((a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1]).sum()) / den
-    im = float((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum()) / den
-    lin = np.array([[re, -im], [im, re]])
-    return np.concatenate([lin, (md - lin @ ms)[:, None]], axis=1)
-
-
-def _transfer(
-    delta: torch.Tensor,
-    src_ctx: Region,
-    src_landmarks: np.ndarray,
-    dst_ctx: Region,
-    dst_landmarks: np.ndarray,
-    dst_shape: tuple,
-) -> torch.Tensor:
-    """Resample a perturbation from one face's crop onto another's, aligned by landmarks.
-
-    Parameters
-    ----------
-    delta : Tensor of shape (3, h, w)
-        Perturbation in the source context crop.
-    src_ctx, dst_ctx : Region
-        The two context crops in their frames.
-    src_landmarks, dst_landmarks : ndarray of shape (5, 2)
-        Frame-pixel landmarks of the two faces.
-    dst_shape : tuple of int
-        ``(h, w)`` of the destination crop.
-
-    Returns
-    -------
-    Tensor of shape (3, h', w')
-        The perturbation in destination crop pixels (0 where the source had none).
-    """
-    src = np.asarray(src_landmarks) - [src_ctx.x0, src_ctx.y0]
-    dst = np.asarray(dst_landmarks) - [dst_ctx.x0, dst_ctx.y0]
-    sim = _similarity(dst, src)  # dst px -> src px
-    h, w = int(dst_shape[0]), int(dst_shape[1])
-    sh, sw = delta.shape[1:]
-    scale = float(np.hypot(sim[0, 0], sim[1, 0]))
-    angle = float(np.arctan2(sim[1, 0], sim[0, 0]))
-    if abs(scale - 1.0) < 0.03 and abs(angle) < 0.02:
-        # Nearly a pure translation: shift by whole pixels instead of
-        # resampling, which would smear the perturbation's finest detail.
-        ox, oy = int(round(sim[0, 2])), int(round(sim[1, 2]))
-        out = delta.new_zeros(3, h, w)
-        y0, y1 = max(0, -oy), min(h, sh - oy)
-        x0, x1 = max(0, -ox), min(w, sw - ox)
-        if y1 > y0 and x1 > x0:
-            out[:, y0:y1, x0:x1] = delta[:, y0 + oy : y1 + oy, x0 + ox : x1 + ox]
-        return out
-    m = torch.as_tensor(sim, dtype=delta.dtype, device=delta.device)
-    ys, xs = torch.meshgrid(
-        torch.arange(h, dtype=delta.dtype, device=delta.device),
-        torch.arange(w, dtype=delta.dtype, device=delta.device),
-        indexing="ij",
-    )
-    pts = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ m.T
-    grid = torch.stack([2 * pts[..., 0] / max(sw - 1, 1) - 1, 2 * pts[..., 1] / max(sh - 1, 1) - 1], -1)
-    return F.grid_sample(delta[None], grid[None], mode="bilinear", padding_mode="zeros", align_corners=True)[0]
 
 
 # -- registry ---------------------------------------------------------------------------

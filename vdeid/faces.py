@@ -72,3 +72,31 @@ def expand_boxes(boxes: np.ndarray, margin: float) -> np.ndarray:
     h = boxes[:, 3] - boxes[:, 1]
     d = np.stack([-w, -h, w, h], axis=1) * margin
     return boxes + d
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection over union of two sets of boxes.
+
+    Parameters
+    ----------
+    a : ndarray of shape (N, 4)
+    b : ndarray of shape (M, 4)
+        ``x0, y0, x1, y1`` boxes.
+
+    Returns
+    -------
+    ndarray of shape (N, M)
+        IoU in [0, 1]; 0 where a pair has no area.
+    """
+    a = np.asarray(a, np.float32).reshape(-1, 4)
+    b = np.asarray(b, np.float32).reshape(-1, 4)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+

@@ -47,7 +47,7 @@ import torch
 
 from ..config import Config
 from ..errors import InputError, VdeidError
-from ..faces import Faces
+from ..faces import Faces, box_iou
 from ..imageops import from_float
 from ..progress import Progress, ProgressCallback, no_progress
 from . import metrics as M
@@ -349,14 +349,6 @@ def read_protected(folder: str | Path, keys: Iterable[str]) -> dict[str, dict]:
             variants = {v: np.asarray(Image.open(folder / f"{key}.{v}.png").convert("RGB")) for v in meta["variants"]}
             out[key] = {**meta, "variants": variants}
     return out
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 class Evaluation:
@@ -672,7 +664,7 @@ class Evaluation:
         box = probe.box * realised
         detected, landmarks = False, probe.landmarks * realised
         if len(faces):
-            ious = [_iou(b, box) for b in faces.boxes]
+            ious = box_iou(faces.boxes, box)[:, 0]
             j = int(np.argmax(ious))
             if ious[j] >= 0.3:
                 detected, landmarks = True, faces.landmarks[j].astype(np.float64)
