@@ -8,7 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vdeid_testing import DEVICE
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def pytest_configure(config):
+    if DEVICE not in ("cpu", "cuda"):
+        raise pytest.UsageError(f"VDEID_TEST_DEVICE must be cpu or cuda, not {DEVICE!r}")
+    if DEVICE == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise pytest.UsageError("VDEID_TEST_DEVICE=cuda but torch sees no CUDA GPU")
 
 
 @pytest.fixture(scope="session")

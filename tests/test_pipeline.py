@@ -17,10 +17,10 @@ from vdeid.errors import InputError, OutputError
 from vdeid.faces import Faces, expand_boxes
 from vdeid.track import read_tracks
 
-from vdeid_testing import SAMPLE, audio_packets, read_frames
+from vdeid_testing import DEVICE, SAMPLE, audio_packets, read_frames
 
 FAST = EncodeConfig(preset="ultrafast")
-BLUR = Config(method="blur", device="cpu", encode=FAST)
+BLUR = Config(method="blur", device=DEVICE, encode=FAST)
 
 
 @pytest.fixture(scope="module")
@@ -199,12 +199,12 @@ def test_existing_output_refused_and_input_never_overwritten(tmp_path):
     out = tmp_path / "exists.mp4"
     out.write_bytes(b"keep me")
     with pytest.raises(OutputError):
-        vdeid.process_video(SAMPLE, out, Config(method="blur", device="cpu", encode=FAST))
+        vdeid.process_video(SAMPLE, out, Config(method="blur", device=DEVICE, encode=FAST))
     assert out.read_bytes() == b"keep me"
     copy = tmp_path / "in.mp4"
     copy.write_bytes(SAMPLE.read_bytes())
     with pytest.raises(OutputError):
-        vdeid.process_video(copy, copy, Config(method="blur", device="cpu", overwrite=True, encode=FAST))
+        vdeid.process_video(copy, copy, Config(method="blur", device=DEVICE, overwrite=True, encode=FAST))
     assert copy.read_bytes() == SAMPLE.read_bytes()
 
 
@@ -213,7 +213,7 @@ def test_bad_input_leaves_nothing(tmp_path):
     bad.write_text("not a video")
     out = tmp_path / "out.mp4"
     with pytest.raises(InputError) as err:
-        vdeid.process_video(bad, out, Config(method="blur", device="cpu"))
+        vdeid.process_video(bad, out, Config(method="blur", device=DEVICE))
     assert str(bad) in str(err.value)
     assert list(tmp_path.iterdir()) == [bad]
 
@@ -225,7 +225,7 @@ def test_interrupt_leaves_no_partial_file(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        vdeid.process_video(SAMPLE, out, Config(method="blur", device="cpu", encode=FAST), progress=interrupt)
+        vdeid.process_video(SAMPLE, out, Config(method="blur", device=DEVICE, encode=FAST), progress=interrupt)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -275,7 +275,7 @@ def test_engine_failure_falls_back(tmp_path, monkeypatch):
         lambda name, config: Broken() if name == "pixelate" else real(name, config),
     )
     report = vdeid.process_video(
-        SAMPLE, tmp_path / "o.mp4", Config(method="pixelate", device="cpu", encode=FAST),
+        SAMPLE, tmp_path / "o.mp4", Config(method="pixelate", device=DEVICE, encode=FAST),
         tracks_out=tmp_path / "t.json",
     )
     assert report.faces > 0

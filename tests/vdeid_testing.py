@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "astronaut_drone.mp4"
+#: Where the tests run the library: ``VDEID_TEST_DEVICE=cuda python -m pytest -q`` repeats
+#: them on a GPU (checked in conftest.py).
+DEVICE = os.environ.get("VDEID_TEST_DEVICE", "cpu")
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:

@@ -9,6 +9,7 @@ import torch
 from vdeid.attacks import CrossEntropyObjective, ILLC
 from vdeid.config import Config
 from vdeid.engine import AdversarialMethod
+from vdeid_testing import DEVICE
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.slow
 def dlib_model():
     from vdeid.recognizers import create_recognizer
 
-    return create_recognizer("dlib", "cpu")
+    return create_recognizer("dlib", DEVICE)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def astronaut_face(astronaut):
 
 
 def test_pfgvm_unlinks_a_real_face_from_dlib(astronaut, astronaut_face, dlib_model):
-    config = Config(device="cpu")
+    config = Config(device=DEVICE)
     config.attack.max_iter = 30
     method = AdversarialMethod(config, recognizers=[dlib_model])
     out, (outcome,) = method.protect_still(astronaut, astronaut_face)

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from vdeid.config import Config, DetectConfig, EncodeConfig, TrackConfig
+from vdeid_testing import DEVICE
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "astronaut_drone.mp4"
@@ -17,7 +18,7 @@ SAMPLE = REPO / "samples" / "astronaut_drone.mp4"
 #: Fast settings: the method and detection quality do not matter to corpus handling.
 FAST = Config(
     method="blur",
-    device="cpu",
+    device=DEVICE,
     detect=DetectConfig(min_face=40),
     track=TrackConfig(detect_every=3),
     encode=EncodeConfig(preset="ultrafast"),

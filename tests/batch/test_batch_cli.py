@@ -7,6 +7,7 @@ import sys
 from batch_corpus import SAMPLE, trimmed_clip
 
 from vdeid.batch import latest_records, read_manifest
+from vdeid_testing import DEVICE
 
 
 def run_vdeid(args, capsys) -> tuple[int, str]:
@@ -23,7 +24,7 @@ def run_vdeid(args, capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-FAST_ARGS = ["--method", "blur", "--device", "cpu", "--preset", "ultrafast", "--min-face", "40", "--detect-every", "3"]
+FAST_ARGS = ["--method", "blur", "--device", DEVICE, "--preset", "ultrafast", "--min-face", "40", "--detect-every", "3"]
 
 
 def test_batch_command_summary_and_exit_status(tmp_path, capsys):

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 
-from vdeid_testing import SAMPLE, read_frames, run_cli
+from vdeid_testing import DEVICE, SAMPLE, read_frames, run_cli
 
 
 def test_bench_json_has_every_field(capsys):
     code, out, err = run_cli(
-        ["bench", "--method", "blur", "--device", "cpu", "--preset", "ultrafast",
+        ["bench", "--method", "blur", "--device", DEVICE, "--preset", "ultrafast",
          "--kernel-batches", "1,2", "--kernel-iters", "1", "--json"],
         capsys,
     )
     assert code == 0, err
     result = json.loads(out)
     p = result["pipeline"]
-    assert p["video"] == str(SAMPLE) and p["method"] == "blur" and p["device"] == "cpu"
+    assert p["video"] == str(SAMPLE) and p["method"] == "blur" and p["device"] == DEVICE
     assert p["frames"] == len(read_frames(SAMPLE)) and p["faces"] > 0
     for stage in ("decode", "detect", "protect", "encode", "end_to_end"):
         assert set(p["stages"][stage]) == {"seconds", "frames_per_s", "faces_per_s"}
@@ -27,11 +27,11 @@ def test_bench_json_has_every_field(capsys):
     assert p["peak_rss_bytes"] > 0 and p["cpu_seconds"] > 0
     assert [k["batch"] for k in result["kernel"]] == [1, 2]
     assert all(k["face_iterations_per_s"] > 0 and k["iterations"] == 1 for k in result["kernel"])
-    assert result["host"]["cpu_cores"] >= 1 and result["host"]["device"] == "cpu"
+    assert result["host"]["cpu_cores"] >= 1 and result["host"]["device"] == DEVICE
 
 
 def test_bench_table_names_the_figures(capsys):
-    code, out, err = run_cli(["bench", "--no-pipeline", "--device", "cpu", "--kernel-batches", "1", "--kernel-iters", "1"], capsys)
+    code, out, err = run_cli(["bench", "--no-pipeline", "--device", DEVICE, "--kernel-batches", "1", "--kernel-iters", "1"], capsys)
     assert code == 0, err
     assert "face-it/s" in out and "attack kernel" in out and "pipeline:" not in out
 

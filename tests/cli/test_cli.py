@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-from vdeid_testing import SAMPLE, read_frames, run_cli
+from vdeid_testing import DEVICE, SAMPLE, read_frames, run_cli
 
 
 def test_process_blur(tmp_path, capsys):
     out = tmp_path / "o.mp4"
     code, _, err = run_cli(
-        ["process", SAMPLE, "-o", out, "--method", "blur", "--device", "cpu", "--preset", "ultrafast",
+        ["process", SAMPLE, "-o", out, "--method", "blur", "--device", DEVICE, "--preset", "ultrafast",
          "--report", tmp_path / "r.json", "--tracks-out", tmp_path / "t.json", "--preview", tmp_path / "p.mp4", "-q"],
         capsys,
     )
@@ -26,7 +26,7 @@ def test_process_blur(tmp_path, capsys):
     # Re-render from the (reviewed) tracks: same protected frames, no detection.
     again = tmp_path / "again.mp4"
     code, _, err = run_cli(
-        ["process", SAMPLE, "-o", again, "--method", "blur", "--device", "cpu", "--preset", "ultrafast",
+        ["process", SAMPLE, "-o", again, "--method", "blur", "--device", DEVICE, "--preset", "ultrafast",
          "--tracks-in", tmp_path / "t.json", "-q"],
         capsys,
     )
@@ -149,7 +149,7 @@ def test_sigterm_leaves_no_partial_output(tmp_path):
 
     out = tmp_path / "o.mp4"
     cmd = [sys.executable, "-c", "from cli.main import main; main()", "process", str(SAMPLE), "-o", str(out),
-           "--method", "blur", "--device", "cpu", "--preset", "ultrafast", "-q"]
+           "--method", "blur", "--device", DEVICE, "--preset", "ultrafast", "-q"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not any(tmp_path.iterdir()) and proc.poll() is None and time.monotonic() < deadline:

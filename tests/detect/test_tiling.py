@@ -8,6 +8,7 @@ from scipy import ndimage
 
 from vdeid.faces import Faces
 from vdeid.detect.tiling import TiledDetector, create_detector, nms_faces, tile_grid, wants_tiling
+from vdeid_testing import DEVICE
 
 
 @pytest.mark.parametrize("length,tile,overlap", [(1920, 640, 96), (2160, 640, 96), (500, 640, 96), (1000, 300, 100)])
@@ -97,7 +98,7 @@ def test_create_detector_tiles_large_frames_and_small_faces(size, small_faces, t
     from vdeid.detect.mtcnn import FaceDetector
 
     config = DetectConfig(min_face=16)
-    detector = create_detector(config, "cpu", size, small_faces=small_faces)
+    detector = create_detector(config, DEVICE, size, small_faces=small_faces)
     assert isinstance(detector, TiledDetector) == tiled
     inner = detector.detector if tiled else detector
     assert isinstance(inner, FaceDetector) and inner.config is config
@@ -110,7 +111,7 @@ def detector():
     from vdeid.config import DetectConfig
     from vdeid.detect.mtcnn import FaceDetector
 
-    return FaceDetector(DetectConfig(), device="cpu")
+    return FaceDetector(DetectConfig(), device=DEVICE)
 
 
 def test_tiling_finds_a_small_face_plain_detection_misses(astronaut, detector):

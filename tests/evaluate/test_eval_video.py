@@ -16,13 +16,13 @@ def clips(tmp_path_factory):
     import torch
     from vdeid import process_video
     from vdeid.config import Config, EncodeConfig, TrackConfig
-    from vdeid_testing import SAMPLE
+    from vdeid_testing import DEVICE, SAMPLE
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("video") / "blur.mp4"
     # Detection on every 8th frame (tracked in between) keeps this fixture cheap.
-    config = Config(method="blur", device="cpu", track=TrackConfig(detect_every=8), encode=EncodeConfig(preset="ultrafast"))
+    config = Config(method="blur", device=DEVICE, track=TrackConfig(detect_every=8), encode=EncodeConfig(preset="ultrafast"))
     process_video(SAMPLE, out, config)
     yield SAMPLE, out
     torch.set_num_threads(before)
