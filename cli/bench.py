@@ -89,7 +89,7 @@ def format_bench(result: dict) -> str:
         for name, s in p["stages"].items():
             lines.append(f"{name:<12} {s['seconds']:>9.2f} {_num(s['frames_per_s']):>9} {_num(s['faces_per_s']):>9}")
         lines += [
-            "(decode and encode run on their own threads, overlapping the other stages)",
+            "(decode, detect with track, and encode run on their own threads, overlapping the other stages)",
             f"CPU time: {p['cpu_seconds']:.1f} s",
             f"attack: {p['attack_iterations']} face-iterations, "
             f"{_num(p['attack_face_iterations_per_s'])} face-iterations/s",
