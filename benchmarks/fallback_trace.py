@@ -22,9 +22,10 @@ outcome gives (``FaceOutcome.fallback_reason``, as in the report of
 
 ``--set key=value`` overrides an :class:`~vdeid.config.AttackConfig` field
 (e.g. ``max_iter=120``, ``alpha=1.0``, ``lam=0``); ``--faces`` prints every
-face. The summary also gives the protected faces' perturbation: pixels
-changed per protected face (outside the regions of faces that fell back) and
-the RMS change over them in grey levels. Run::
+face, with its distance and shortfall at its last judgement (after the
+encoder, where the encoder check ran). The summary also gives the protected
+faces' perturbation: pixels changed per protected face (outside the regions
+of faces that fell back) and the RMS change over them in grey levels. Run::
 
     OMP_NUM_THREADS=1 python benchmarks/fallback_trace.py CLIP --start 180 --frames 8 --faces
 """
@@ -69,12 +70,17 @@ def main() -> None:
     apply_attack_settings(config.attack, args.settings)
     rows, perturbed, n_frames, seconds = protect_window(args.clip, args.start, args.frames, config)
     if args.faces:
-        print("| frame | track | side px | detected | warm | iterations | passed written | protected | fallback reason |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print(
+            "| frame | track | side px | detected | warm | iterations | passed written | protected "
+            "| last distance | shortfall | fallback reason |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
+            distance = "" if r["distance"] is None else f"{r['distance']:.3f}"
             print(
                 f"| {r['frame']} | {r['track']} | {r['side']} | {r['detected']} | {r['warm']} "
-                f"| {r['iterations']} | {r['written']} | {r['reached']} | {r['reason'] or ''} |"
+                f"| {r['iterations']} | {r['written']} | {r['reached']} "
+                f"| {distance} | {r['shortfall']:+.3f} | {r['reason'] or ''} |"
             )
     warm = [r["iterations"] for r in rows if r["warm"]]
     reasons = Counter(r["reason"] for r in rows if r["reason"])

@@ -109,7 +109,10 @@ def test_unreachable_margin_fails_closed_with_the_fallback():
     method = _method(margin=10.0, max_iter=4)
     _, outcomes = method.protect([frame], [faces])
     assert outcomes[0].method == "blur" and outcomes[0].reached is False
-    assert method.stats["faces"][0]["written"] is False
+    face = method.stats["faces"][0]
+    assert face["written"] is False
+    # The record says how far the face got: a real distance, well short of 0.6 + 10.
+    assert 0.0 < face["distance"] < THRESHOLD + 10.0 and face["shortfall"] > 9.0
     assert outcomes[0].iterations == 4 and outcomes[0].fallback_reason == "attack"
     assert method.stats["hardened"] == 0 and not method.stats["faces"][0]["hardened"]
     # Attacked again from the blurred pixels (harden_fallback): 4 more iterations, in vain.

@@ -218,8 +218,11 @@ class AdversarialMethod:
         iterations, ``written``: whether it passed on the written frames,
         before the encoder check, ``again``: whether it was attacked again
         after a neighbour's fallback, ``undone``: whether a neighbour's
-        fallback undid it, and ``reached``: whether it was protected by the attack in
-        the end).
+        fallback undid it, ``reached``: whether it was protected by the attack in
+        the end, and ``distance`` and ``shortfall``: its smallest distance over
+        references and views at its last judgement, in the first recogniser's
+        units, and how far that judgement found it from passing, <= 0 where it
+        passed; None and 0 for a face never attacked).
 
     Notes
     -----
@@ -348,6 +351,7 @@ class AdversarialMethod:
                 "frame": j.frame, "face": j.index, "warm": j.warm, "iterations": j.iterations,
                 "written": id(j) in written, "again": id(j) in again, "undone": id(j) in undone,
                 "reached": j.reached, "hardened": j.hardened,
+                "distance": j.distance, "shortfall": j.shortfall,
             }
             for j in jobs
         ]
