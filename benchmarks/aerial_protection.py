@@ -152,7 +152,8 @@ def main() -> None:
                 hog = [dj.descriptor(after, h) for h in hog_boxes(dj, after, box)]
                 tries = np.stack([dj.descriptor(after, rect)] + hog)
                 d = np.linalg.norm(tries - ref, axis=1)
-                r["clean1"].append(int(gallery.ranks(ref[None], [identity])[0]) == 1)
+                clean_rank = int(gallery.ranks(ref[None], [identity])[0])
+                r["clean1"].append(clean_rank == 1)
                 r["d"].append(float(d.min()))
                 if hog:
                     r["d_hog"].append(float(d[1:].min()))
@@ -165,7 +166,8 @@ def main() -> None:
                     r["it"].append(it)
                 if r["d"][-1] < 0.6 or r["rank"][-1] == 1:
                     linked.append(f"  frame {t}, {identity} ({width:.0f} px): d = {d[0]:.3f} at the box, "
-                                  f"{d[1:].min() if hog else float('nan'):.3f} at HOG's, rank {r['rank'][-1]}, "
+                                  f"{d[1:].min() if hog else float('nan'):.3f} at HOG's, rank {r['rank'][-1]} "
+                                  f"(unprotected: {clean_rank} at the box), "
                                   f"shipped {method} after {it} iterations")
 
     print(f"| face width | face-frames | clean Top-1 | shipped {args.method} / fallback / missed | median it "
