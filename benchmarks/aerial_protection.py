@@ -6,7 +6,7 @@ are the *probe* photos of ``shared/data/faces`` (the split of
 ``protect_faces.py``: :func:`~vdeid.evaluate.identification.split_identities`,
 seed 0, the first probe of each identity), runs ``vdeid process`` on it
 (defaults plus ``--small-faces``, as the README advises for aerial footage;
-``--method`` picks another method) and judges every visible ground-truth
+``--plain`` leaves it out, ``--method`` picks another method) and judges every visible ground-truth
 face-frame with real dlib (``dlib-bin``), which the attack never saw:
 
 - **clean Top-1**: on the input clip, the face at its ground-truth box is
@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override an AttackConfig field, e.g. --set max_iter=120")
     parser.add_argument("--reuse", action="store_true", help="judge an output already in --out again")
+    parser.add_argument("--plain", action="store_true",
+                        help="without --small-faces (plain MTCNN, min_face 20, as vdeid runs 1080p by default)")
     parser.add_argument("--faces", default=str(SHARED / "data" / "faces"))
     parser.add_argument("--gallery", default=str(SHARED / "data" / "lfw_gallery"))
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "vdeid-bench" / "dlib-descriptors.npz"))
@@ -111,8 +113,9 @@ def main() -> None:
         sys.exit(f"real data not found at {args.faces}")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    clip, output = args.out / "aerial.mp4", args.out / f"aerial_{args.method}.mp4"
-    tracks = args.out / f"tracks_{args.method}.json"
+    run = args.method + ("_plain" if args.plain else "")
+    clip, output = args.out / "aerial.mp4", args.out / f"aerial_{run}.mp4"
+    tracks = args.out / f"tracks_{run}.json"
 
     dj = DlibJudge()
     splits = split_identities(args.faces, probes_per_identity=2, seed=0)
@@ -126,11 +129,11 @@ def main() -> None:
     truth = read_truth(clip.with_suffix(".json"))
     if not (args.reuse and output.is_file()):
         config = Config(device="cpu", method=args.method)
-        config.track.small_faces = True
+        config.track.small_faces = not args.plain
         apply_attack_settings(config.attack, args.set)
         started = time.perf_counter()
         report = process_video(clip, output, config, tracks_out=tracks,
-                               report_path=args.out / f"report_{args.method}.json")
+                               report_path=args.out / f"report_{run}.json")
         print(f"vdeid process: {time.perf_counter() - started:.0f} s, {report.faces} faces, "
               f"{report.fallback} fell back ({report.fallback_breakdown()})")
     shipped = shipped_faces(tracks, len(truth.frames))
