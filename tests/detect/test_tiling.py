@@ -92,6 +92,20 @@ def test_what_plain_detection_finds_tiling_keeps():
     assert len(plain_only.detect([frame])[0]) == 0
 
 
+def test_a_face_found_only_cut_off_is_kept():
+    # A 110 px square across a tile seam, over twice the overlap: whole in no tile, and the
+    # whole-frame pass is off, so only the cut-off parts in the two tiles report it.
+    frame = _frame_with_squares([(140, 20, 110)])
+    tiled = TiledDetector(SquareDetector(min_face=20), tile=200, overlap=40, upscale=1.0, full_frame=False)
+    found = tiled.detect([frame])[0]
+    assert len(found) >= 1
+    union = np.concatenate([found.boxes[:, :2].min(axis=0), found.boxes[:, 2:].max(axis=0)])
+    np.testing.assert_allclose(union, [140, 20, 250, 130], atol=1.5)
+    # A cut-off part of a face reported whole elsewhere adds nothing.
+    whole = TiledDetector(SquareDetector(min_face=20), tile=200, overlap=40, upscale=1.0).detect([frame])[0]
+    np.testing.assert_allclose(whole.boxes, [[140, 20, 250, 130]], atol=1.5)
+
+
 def test_nms_keeps_best_and_never_shrinks():
     faces = Faces.from_arrays(
         [[0, 0, 20, 20], [1, 1, 21, 21], [50, 50, 70, 70], [2, 2, 12, 12]], scores=[0.9, 0.95, 0.5, 0.99]

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..checks import check_shape
 from ..config import DetectConfig
-from ..faces import Faces
+from ..faces import Faces, box_iou
 from .mtcnn import FaceDetector
 
 logger = logging.getLogger(__name__)
@@ -239,6 +239,7 @@ class TiledDetector:
         for f in frames:
             check_shape(f, ["H", "W", 3], "frame")
         found: list[list[Faces]] = [[] for _ in frames]
+        cut_off: list[list[Faces]] = [[] for _ in frames]
         # Tiles of every frame, grouped by tile size so the inner detector batches them.
         groups: dict[tuple[int, int], list[tuple[int, int, int, np.ndarray]]] = {}
         for i, frame in enumerate(frames):
@@ -257,11 +258,13 @@ class TiledDetector:
                 for (i, x, y, _), faces in zip(chunk, self.detector.detect(images)):
                     h, w = frames[i].shape[:2]
                     faces = _rescale(faces, tw / size[0], th / size[1], x, y)
-                    found[i].append(self._drop_cut_off(faces, x, y, tw, th, w, h))
+                    cut = _cut_off(faces, x, y, tw, th, w, h)
+                    found[i].append(faces[~cut])
+                    cut_off[i].append(faces[cut])
         if self.full_frame:
             for i, faces in enumerate(self.detector.detect(frames)):
                 found[i].append(faces)
-        return [nms_faces(_concat(parts)) for parts in found]
+        return [_add_unmatched(nms_faces(_concat(parts)), _concat(cut)) for parts, cut in zip(found, cut_off)]
 
     @staticmethod
     def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -270,23 +273,38 @@ class TiledDetector:
         shrink = size[0] < image.shape[1]
         return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
-    @staticmethod
-    def _drop_cut_off(faces: Faces, x: int, y: int, tw: int, th: int, w: int, h: int) -> Faces:
-        """Drop faces that touch an inner tile border (a neighbour holds them whole)."""
-        if len(faces) == 0:
-            return faces
-        b = faces.boxes
-        tol = 1.0
-        cut = np.zeros(len(faces), bool)
-        if x > 0:
-            cut |= b[:, 0] <= x + tol
-        if y > 0:
-            cut |= b[:, 1] <= y + tol
-        if x + tw < w:
-            cut |= b[:, 2] >= x + tw - tol
-        if y + th < h:
-            cut |= b[:, 3] >= y + th - tol
-        return faces[~cut]
+
+def _cut_off(faces: Faces, x: int, y: int, tw: int, th: int, w: int, h: int) -> np.ndarray:
+    """``(N,)`` bool: the faces touching an inner border of the tile.
+
+    The tile is ``tw`` x ``th`` at ``x, y`` in a ``w`` x ``h`` frame.
+    """
+    b = faces.boxes
+    tol = 1.0
+    cut = np.zeros(len(faces), bool)
+    if x > 0:
+        cut |= b[:, 0] <= x + tol
+    if y > 0:
+        cut |= b[:, 1] <= y + tol
+    if x + tw < w:
+        cut |= b[:, 2] >= x + tw - tol
+    if y + th < h:
+        cut |= b[:, 3] >= y + th - tol
+    return cut
+
+
+def _add_unmatched(kept: Faces, cut: Faces) -> Faces:
+    """``kept`` plus the cut-off faces that overlap none of them.
+
+    A face cut by a tile border is usually reported whole by a neighbouring
+    tile or the whole-frame pass, and its partial box would only duplicate
+    it. But MTCNN can miss a face in every place that holds it whole; then
+    the partial box is all there is, and a part of the face is better
+    protected than none.
+    """
+    if len(cut) and len(kept):
+        cut = cut[box_iou(cut.boxes, kept.boxes).max(axis=1) == 0]
+    return nms_faces(_concat([kept, cut])) if len(cut) else kept
 
 
 def _rescale(faces: Faces, sx: float, sy: float, dx: float, dy: float) -> Faces:
