@@ -6,14 +6,17 @@ at ``12 / min_face``; faces smaller than ``min_face`` are never seen, and a
 cuts each frame into overlapping tiles, upscales every tile by ``upscale``
 (so a 14 px face reaches the 20 px the detector looks for), detects on all
 tiles of all frames in equal-size batches, maps the boxes back and merges
-them with NMS. A cheap pass on a downscaled copy of the whole frame finds
-faces too large to sit inside one tile's overlap.
+them with NMS. A pass on the whole frame as it is finds faces too large to
+sit inside one tile's overlap, and keeps every face plain detection finds.
 
 Why overlap suffices: tiles overlap by ``overlap`` frame pixels, so every
 face whose side is at most ``overlap`` lies entirely inside at least one
-tile. Detections that touch a tile's inner border (cut-off faces) are
-dropped; the tile that holds the whole face, or the full-frame pass for
-faces larger than ``overlap``, reports it.
+tile. Detections that touch a tile's inner border (cut-off faces) are set
+aside; the tile that holds the whole face, or the whole-frame pass for
+faces larger than ``overlap``, should report it. MTCNN depends on scale
+and context and does not always, so a cut-off face that overlaps nothing
+else found is kept after all: a part of a face is better protected than
+none.
 """
 
 from __future__ import annotations
