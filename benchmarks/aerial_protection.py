@@ -161,9 +161,11 @@ def main() -> None:
                 if hog:
                     r["d_hog"].append(float(d[1:].min()))
                 r["rank"].append(int(gallery.ranks(tries, [identity] * len(tries)).min()))
-                iou = [float(box_iou(box[None], b[None])[0, 0]) for b, _, _ in shipped[t]]
-                best = int(np.argmax(iou)) if iou else -1
-                method, it = shipped[t][best][1:] if iou and iou[best] >= 0.3 else ("missed", None)
+                method, it = "missed", None
+                if shipped[t]:
+                    iou = box_iou(box[None], np.stack([b for b, _, _ in shipped[t]]))[0]
+                    if iou.max() >= 0.3:
+                        method, it = shipped[t][int(np.argmax(iou))][1:]
                 r["method"].append(method)
                 if it is not None:
                     r["it"].append(it)
