@@ -62,6 +62,9 @@ PY
         tests/recognizers tests/detect/test_tiling.py tests/cli/test_bench.py 2>&1 | tee "$out/tests_cuda.txt"
     timeout 150 python3 -m vdeid bench --no-pipeline --device cuda --kernel-batches 1,16,64,256 \
         --kernel-iters 3 --json >"$out/kernel.json" 2>"$out/kernel.err"
+    # Where dlib's shape predictor on the GPU starts to pay (ShapePredictor.host_below).
+    timeout 60 python3 benchmarks/shape_predictor_agreement.py --no-reference --device cuda \
+        >"$out/shape_predictor.txt" 2>&1
     timeout 240 python3 -m vdeid bench samples/astronaut_drone.mp4 --device cuda --no-kernel \
         --json >"$out/readme_pipeline.json" 2>"$out/readme_pipeline.err"
     exit 0

@@ -176,3 +176,21 @@ def test_extract_dlib_chips_reproduces_dlib_get_face_chip(astronaut, zoom, roll,
     if levels == 0:
         # Bilinear sums in another order can land a hair below an integer.
         assert (np.floor(ours + 1e-6) != expected).mean() < 1e-3
+
+
+def test_extract_dlib_chips_gives_each_face_its_chip_in_a_mixed_batch(astronaut):
+    """Faces sampled directly share one warp; a pyramid face and a face off the image keep their own path."""
+    template = align.template_to_chip(align.DLIB_5POINT_TEMPLATE, 150, 0.25)
+    points = torch.tensor([[255.0, 104.0], [238.0, 105.0], [195.0, 101.0], [212.0, 103.0], [224.0, 135.0]])
+    centre = torch.tensor([256.0, 256.0])
+    faces = torch.stack(
+        [points, (points - centre) * 3 + centre, points + torch.tensor([20.0, -10.0]), points - 1000.0]
+    )
+    transforms = align.similarity_transform(template, faces.double())
+    image = torch.from_numpy(astronaut).permute(2, 0, 1).float() / 255
+    images = torch.stack([image, image, image.flip(-1), image])
+    together = align.extract_dlib_chips(images, transforms, 150)
+    for b in range(len(images)):
+        alone = align.extract_dlib_chips(images[b : b + 1], transforms[b : b + 1], 150)[0]
+        assert torch.equal(together[b], alone)
+    assert together[0].abs().sum() > 0 and together[3].abs().sum() == 0

@@ -359,5 +359,5 @@ def test_dlib_gray_of_tensors_matches_rgb_to_dlib_gray():
     crops[1, :, :4] = (codes + 0.5) / 255.0
     expected = np.stack([dlib_landmarks.rgb_to_dlib_gray(c.permute(1, 2, 0).numpy()) for c in crops])
     ours = dlib_gray(crops)
-    assert ours.dtype == np.int32
-    np.testing.assert_array_equal(ours, expected)
+    assert ours.dtype == torch.uint8
+    np.testing.assert_array_equal(ours.numpy(), expected)

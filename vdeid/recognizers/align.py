@@ -310,27 +310,36 @@ def extract_dlib_chips(images: torch.Tensor, transforms: torch.Tensor, size: int
     """
     check_shape(images, ["B", "C", "H", "W"], "images")
     check_shape(transforms, [images.shape[0], 2, 3], "transforms")
-    chips = []
-    for full, transform in zip(images, transforms.detach().double().cpu()):
-        image = full
-        source, chip_to_source = _dlib_chip_geometry(image.shape[-2:], transform, size)
-        if source is not None:
-            top, bottom, left, right, passes = source
-            image = image[:, max(top, 0) : bottom + 1, max(left, 0) : right + 1][None]
-            empty = min(image.shape[-2:]) == 0
-            for _ in range(passes):
-                # dlib's pyramid_down returns an empty image for inputs of <= 8 rows or columns.
-                empty = empty or min(image.shape[-2:]) <= 8
-                if empty:
-                    break
-                image = pyramid_down(image)
-            image = image[0]
+    chips: list[torch.Tensor | None] = [None] * len(images)
+    # Faces that need no pyramid sample the whole image: one warp for all of
+    # them, rather than one small kernel chain per face.
+    direct, matrices = [], []
+    for b, (full, transform) in enumerate(zip(images, transforms.detach().double().cpu())):
+        source, chip_to_source = _dlib_chip_geometry(full.shape[-2:], transform, size)
+        if source is None:
+            direct.append(b)
+            matrices.append(chip_to_source)
+            continue
+        top, bottom, left, right, passes = source
+        image = full[:, max(top, 0) : bottom + 1, max(left, 0) : right + 1][None]
+        empty = min(image.shape[-2:]) == 0
+        for _ in range(passes):
+            # dlib's pyramid_down returns an empty image for inputs of <= 8 rows or columns.
+            empty = empty or min(image.shape[-2:]) <= 8
             if empty:
-                # A black chip; keep the graph so (zero) gradients still reach the crop.
-                chips.append(full.sum() * 0 + full.new_zeros(full.shape[0], size, size))
-                continue
-        matrix = chip_to_source.to(device=images.device)[None]
-        chips.append(warp_affine(image[None], matrix, size, padding_mode="dlib")[0])
+                break
+            image = pyramid_down(image)
+        if empty:
+            # A black chip; keep the graph so (zero) gradients still reach the crop.
+            chips[b] = full.sum() * 0 + full.new_zeros(full.shape[0], size, size)
+        else:
+            matrix = chip_to_source.to(device=images.device)[None]
+            chips[b] = warp_affine(image, matrix, size, padding_mode="dlib")[0]
+    if direct:
+        index = torch.tensor(direct, device=images.device)
+        warped = warp_affine(images[index], torch.stack(matrices).to(images.device), size, padding_mode="dlib")
+        for b, chip in zip(direct, warped):
+            chips[b] = chip
     return torch.stack(chips)
 
 

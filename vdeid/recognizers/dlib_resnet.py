@@ -297,12 +297,11 @@ class DlibResNet(Recognizer):
         return self._predicted_transforms(crops, boxes)
 
     def _predicted_transforms(self, crops: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """Chip transforms ``(B, V, 2, 3)`` from dlib's predictor run from ``(B, V, 4)`` start boxes."""
-        gray = dlib_gray(crops)
-        start = boxes.double().cpu().round().numpy()
-        # One vectorised pass over every face and start box: per-face calls
-        # spend most of their time in numpy's per-call overhead.
-        dlib_points = torch.from_numpy(self.shape_predictor(gray, start))
+        """Chip transforms ``(B, V, 2, 3)`` (CPU) from dlib's predictor run from ``(B, V, 4)`` start boxes."""
+        # One vectorised pass over every face and start box, on the crops'
+        # device: per-face calls spend their time in per-call overhead.
+        start = boxes.double().round().to(crops.device)
+        dlib_points = self.shape_predictor(dlib_gray(crops), start).cpu()
         dlib_template = template_to_chip(DLIB_5POINT_TEMPLATE, CHIP_SIZE, CHIP_PADDING)
         return similarity_transform(dlib_template, dlib_points.flatten(0, 1)).view(len(start), -1, 2, 3)
 
@@ -443,11 +442,8 @@ class DlibResNet(Recognizer):
         return self.fc(x.mean(dim=(2, 3)))
 
 
-def dlib_gray(crops: torch.Tensor) -> np.ndarray:
+def dlib_gray(crops: torch.Tensor) -> torch.Tensor:
     """dlib's grey levels of float crops, as :func:`~vdeid.recognizers.dlib_landmarks.rgb_to_dlib_gray` gives them.
-
-    Computed on the crops' device, so only one byte per pixel crosses to the
-    host for the shape predictor (it runs on every attack iteration).
 
     Parameters
     ----------
@@ -456,11 +452,13 @@ def dlib_gray(crops: torch.Tensor) -> np.ndarray:
 
     Returns
     -------
-    ndarray of shape (B, H, W), int32
+    Tensor of shape (B, H, W), uint8
+        On the crops' device, where the shape predictor reads them.
     """
     # Rounded in float64 like rgb_to_dlib_gray, so the levels are the same to the last code.
-    codes = (crops.detach().float().double() * 255.0).round().clamp(0, 255)
-    return (codes.sum(dim=1) // 3).to(torch.uint8).cpu().numpy().astype(np.int32)
+    # In place: on a batch of crops this pass costs as much as the predictor itself.
+    codes = (crops.detach().double() * 255.0).round_().clamp_(0, 255)
+    return (codes.sum(dim=1) // 3).to(torch.uint8)
 
 
 def _view_boxes(centre: torch.Tensor, side: torch.Tensor, views: torch.Tensor, towards: torch.Tensor) -> torch.Tensor:
