@@ -41,6 +41,7 @@ _OPTIONS = [
     (("--detector-views/--no-detector-views",), "attack", "detector_views", dict(default=None, help="Also hold each face to the alignment dlib's CNN face detector gives it (vdeid's port, run around the face): more faces miss their target and get the fallback (default {default}).")),
     (("--fallback",), "attack", "fallback", dict(help="Naive method for faces the attack cannot protect (default {default}).")),
     (("--harden-fallback/--no-harden-fallback",), "attack", "harden_fallback", dict(default=None, help="Attack a fallback face again from its fallback pixels and keep that perturbation where it reaches the target; on small faces blur alone can leave a face recognisable (default {default}).")),
+    (("--steady-gap",), "attack", "steady_gap", dict(type=click.IntRange(0, 1000), help="Also give the fallback to runs of at most this many protected faces between fallback faces of the same track, so a blurred face does not flash sharp; 0 turns it off (default {default}).")),
     (("--crf",), "encode", "crf", dict(type=click.IntRange(0, 51), help="Encoder quality, lower is better (default {default}, visually lossless).")),
     (("--preset",), "encode", "preset", dict(help="Encoder speed preset (default {default}).")),
     (("--codec",), "encode", "codec", dict(help="Video encoder (default: the input's family: libx264 or libx265).")),

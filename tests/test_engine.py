@@ -517,3 +517,47 @@ def test_wave_orders_assign_parents():
     assert [j.parent for j in bis] == [None, 0, 0, 2, 0, 4, 4, 6]
     cold = _method(warm_start=False)._make_jobs(frames, faces)
     assert {j.level for j in cold} == {0} and all(j.parent is None for j in cold)
+
+
+def _steady_clip(pattern: str):
+    """Frames and one track's faces: ``o`` a face the attack can protect, ``x`` one it cannot (off the frame)."""
+    frames = [_frame(seed=6) for _ in pattern]
+    inside, outside = [30, 20, 70, 60], [-100, -100, -60, -60]
+    faces = [_faces([inside if c == "o" else outside], track_ids=[4]) for c in pattern]
+    return frames, faces
+
+
+@pytest.mark.parametrize(
+    ("pattern", "gap", "expected"),
+    [
+        ("xoox", 2, "xssx"),  # a short sharp run between blurred faces is blurred too
+        ("xooox", 2, "xooox"),  # longer than the gap: left as protected
+        ("xoox", 0, "xoox"),  # off
+        ("oxo", 2, "oxo"),  # runs at the chunk's ends: the next chunk is not decided yet
+    ],
+)
+def test_a_short_protected_run_between_fallbacks_gets_the_fallback(pattern, gap, expected):
+    frames, faces = _steady_clip(pattern)
+    method = _method(steady_gap=gap)
+    out, outcomes = method.protect(frames, faces)
+    got = "".join({None: "o", "steady": "s"}.get(o.fallback_reason, "x") for o in outcomes)
+    assert got == expected
+    assert method.stats["steadied"] == expected.count("s")
+    for o, frame, shipped, c in zip(outcomes, frames, out, expected):
+        assert o.reached is (c == "o") and o.method == ("pfgvm" if c == "o" else "blur")
+        if c == "s":  # blurred, not shipped with the perturbation: smoother than the frame
+            face = (slice(20, 60), slice(30, 70))
+            assert np.abs(np.diff(shipped[face].astype(int), axis=1)).mean() < np.abs(
+                np.diff(frame[face].astype(int), axis=1)
+            ).mean()
+
+
+def test_the_run_before_a_fallback_continues_from_the_previous_chunk():
+    frames, faces = _steady_clip("xoox")
+    method = _method(steady_gap=2)
+    _, first = method.protect(frames[:1], faces[:1])
+    _, second = method.protect(frames[1:], faces[1:])
+    assert [o.fallback_reason for o in first + second] == ["no_landmarks", "steady", "steady", "no_landmarks"]
+    method.reset()
+    _, again = method.protect(frames[1:], faces[1:])
+    assert [o.fallback_reason for o in again] == [None, None, "no_landmarks"]

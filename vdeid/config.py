@@ -173,6 +173,11 @@ class AttackConfig:
         leaves much of the identity (outline, hair, clothes). Off by
         default: in video it rescued 1 of 44 and 2 of 18 fallback faces of
         a street window for 80-100 % more time (docs/attacks.md).
+    steady_gap : int
+        A run of at most this many protected faces of a track between two
+        of its fallback faces gets the fallback too, so the face does not
+        flash sharp between blurred frames; 0 turns it off (see
+        ``docs/attacks.md``, *Steady fallbacks*).
     warm_start : bool
         Start each face from its track's perturbation in a nearby frame.
     warm_order : {"bisect", "sequential"}
@@ -263,6 +268,7 @@ class AttackConfig:
     eps: float = 8 / 255
     fallback: str = "blur"
     harden_fallback: bool = False
+    steady_gap: int = 3
     warm_start: bool = True
     warm_order: Literal["bisect", "sequential"] = "sequential"
     warm_from_failed: bool = True

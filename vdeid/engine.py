@@ -26,7 +26,10 @@ every attack of :mod:`vdeid.attacks` (registered as ``pfgvm``, ``ifgvm``,
    :class:`~vdeid.methods.base.FaceOutcome` says so; a protected face whose
    crop a neighbour's fallback changed is judged again; if it no longer
    passes it is attacked again around the fallback's pixels, with the budget
-   it has left, and falls back too if that does not protect it.
+   it has left, and falls back too if that does not protect it;
+5. keeps a track's look steady: a run of at most ``AttackConfig.steady_gap``
+   protected faces between two fallback faces of the same track gets the
+   fallback too, so a blurred face does not flash sharp for a frame or two.
 
 Batching and warm starts
 ------------------------
@@ -160,6 +163,7 @@ class _Job:
     base: Optional[torch.Tensor] = None  # (3, h, w) perturbation handed on to warm starts
     detected: Optional[torch.Tensor] = None  # (K, 4) start boxes from dlib's CNN detector, crop pixels
     hardened: bool = False  # the fallback's pixels, attacked again, reached the target
+    steadied: bool = False  # protected, but given the fallback between fallbacks of its track
 
 
 @dataclass
@@ -222,7 +226,9 @@ class AdversarialMethod:
         the end, and ``distance`` and ``shortfall``: its smallest distance over
         references and views at its last judgement, in the first recogniser's
         units, and how far that judgement found it from passing, <= 0 where it
-        passed; None and 0 for a face never attacked).
+        passed; None and 0 for a face never attacked; ``steadied``: whether
+        it was protected but got the fallback between fallback faces of its
+        track, ``AttackConfig.steady_gap``), and ``steadied`` (how many).
 
     Notes
     -----
@@ -248,6 +254,7 @@ class AdversarialMethod:
         self._face_detector = None
         self.round_trip = round_trip
         self._tracks: dict[tuple, _TrackState] = {}
+        self._fell_back: dict[tuple, bool] = {}  # whether each track's last face got the fallback
         self._last_keys: list[tuple] = []  # keys of the previous frame's faces
         self._last_boxes = np.zeros((0, 4), np.float32)
         self._next_pseudo = 0
@@ -287,6 +294,7 @@ class AdversarialMethod:
     def reset(self) -> None:
         """Forget warm-start state (call between unrelated videos)."""
         self._tracks.clear()
+        self._fell_back.clear()
         self._last_keys = []
         self._last_boxes = np.zeros((0, 4), np.float32)
 
@@ -320,7 +328,7 @@ class AdversarialMethod:
         jobs = self._make_jobs(frames, faces)
         self.stats = {
             "waves": 0, "batches": 0, "forward_faces": 0, "rounds": 0, "alignment_views": 0,
-            "encoder_checks": 0, "encoder_short": 0, "hardened": 0,
+            "encoder_checks": 0, "encoder_short": 0, "hardened": 0, "steadied": 0,
         }
         written: set = set()  # faces that passed on the written frames
         levels = self._levels(frames[0])
@@ -342,6 +350,7 @@ class AdversarialMethod:
             written = {id(j) for j in jobs if j.reached}
             if self.round_trip is not None and self.cfg.encoder_check:
                 out = self._check_encoded(frames, out, jobs, levels, written)
+        self._steady(jobs)
         out, undone, again = self._fall_back(out, faces, jobs, levels)
         self.stats["undone_by_fallback"] = len(undone)
         self.stats["attacked_again"] = len(again)
@@ -350,7 +359,7 @@ class AdversarialMethod:
             {
                 "frame": j.frame, "face": j.index, "warm": j.warm, "iterations": j.iterations,
                 "written": id(j) in written, "again": id(j) in again, "undone": id(j) in undone,
-                "reached": j.reached, "hardened": j.hardened,
+                "reached": j.reached, "hardened": j.hardened, "steadied": j.steadied,
                 "distance": j.distance, "shortfall": j.shortfall,
             }
             for j in jobs
@@ -374,13 +383,13 @@ class AdversarialMethod:
         outcomes : list of FaceOutcome
         """
         # Photos are written losslessly: no encoder round trip, no video margin.
-        saved = (self._tracks, self._last_keys, self._last_boxes, self.round_trip)
-        self._tracks, self._last_keys, self._last_boxes = {}, [], np.zeros((0, 4), np.float32)
+        saved = (self._tracks, self._fell_back, self._last_keys, self._last_boxes, self.round_trip)
+        self._tracks, self._fell_back, self._last_keys, self._last_boxes = {}, {}, [], np.zeros((0, 4), np.float32)
         self.round_trip = None
         try:
             frames, outcomes = self.protect([image], [faces])
         finally:
-            self._tracks, self._last_keys, self._last_boxes, self.round_trip = saved
+            self._tracks, self._fell_back, self._last_keys, self._last_boxes, self.round_trip = saved
         return frames[0], outcomes
 
     # -- building jobs ------------------------------------------------------------
@@ -944,6 +953,36 @@ class AdversarialMethod:
             undone |= {id(j) for j in failed}
         return out, undone, again
 
+    def _steady(self, jobs: list[_Job]) -> None:
+        """Give the fallback to short runs of protected faces between fallback faces of their track.
+
+        A track that alternates between blur and a sharp (perturbed) face
+        flashes at the frame rate. Blurring a run of at most ``steady_gap``
+        protected faces between two blurred ones costs the track no
+        protection it had: its blurred faces on either side are as exposed.
+        The face before the run may lie in the previous chunk (its track's
+        remembered outcome); a run that reaches the end of the chunk is
+        left alone, since the next chunk is not decided yet.
+        """
+        gap = int(self.cfg.steady_gap)
+        if gap <= 0:
+            return
+        by_track: dict[tuple, list[_Job]] = {}
+        for job in sorted(jobs, key=lambda j: j.frame):
+            by_track.setdefault(job.key, []).append(job)
+        for key, track in by_track.items():
+            blurred_before = self._fell_back.get(key, False)
+            run: list[_Job] = []
+            for job in track:
+                if job.reached:
+                    run.append(job)
+                    continue
+                if blurred_before and 0 < len(run) <= gap:
+                    for j in run:
+                        j.reached, j.steadied = False, True
+                blurred_before, run = True, []
+        self.stats["steadied"] = sum(j.steadied for j in jobs)
+
     def _harden(self, out: list[np.ndarray], failed: list[_Job], levels: Optional[int]) -> list[np.ndarray]:
         """Attack the fallback's pixels of faces that missed their target; keep the perturbation where it reaches it.
 
@@ -1038,7 +1077,9 @@ class AdversarialMethod:
         )
 
     def _remember(self, jobs: list[_Job]) -> None:
-        """Keep each track's last attacked face for the next chunk's warm start."""
+        """Keep each track's last attacked face for the next chunk's warm start, and its last outcome."""
+        for job in sorted(jobs, key=lambda j: j.frame):
+            self._fell_back[job.key] = not job.reached
         for job in jobs:
             if job.adv is None:
                 continue
@@ -1050,9 +1091,10 @@ class AdversarialMethod:
                 reached=job.reached,
             )
         # Tracks absent from this chunk are gone after a while; keep memory bounded.
-        if len(self._tracks) > 4096:
-            for key in list(self._tracks)[: len(self._tracks) - 4096]:
-                del self._tracks[key]
+        for memory in (self._tracks, self._fell_back):
+            if len(memory) > 4096:
+                for key in list(memory)[: len(memory) - 4096]:
+                    del memory[key]
 
 
 def _changed(before: list[np.ndarray], after: list[np.ndarray], jobs: list[_Job]) -> list[_Job]:
@@ -1064,6 +1106,8 @@ def _fallback_reason(job: _Job, written: set, undone: set) -> Optional[str]:
     """Why ``job`` got the fallback (a key of :data:`~vdeid.methods.base.FALLBACK_REASONS`), or None."""
     if job.reached:
         return None
+    if job.steadied:
+        return "steady"
     if not job.attackable:
         return "no_landmarks"
     if id(job) in undone:

@@ -57,6 +57,7 @@ FALLBACK_REASONS = {
     "encoder": "reached its target on the written frame, but fell short after the output's encoder",
     "neighbour": "protected, until a neighbouring face's fallback reached into its crop and undid it, and a second attack around that fallback did not restore it",
     "error": "the method failed on the chunk, so the whole chunk got the fallback",
+    "steady": "protected, but between fallback faces of its own track (at most AttackConfig.steady_gap frames apart), so it got the fallback too and the face does not flash sharp between blurred frames",
 }
 
 
