@@ -15,7 +15,9 @@ outcome gives (``FaceOutcome.fallback_reason``, as in the report of
 - *by neighbour*: protected, until a neighbouring face's fallback reached
   into its crop and undid it, and attacking it again around the fallback's
   pixels did not protect it, so it is blurred too (``attacked_again`` counts
-  the faces attacked again, ``attacked_again_protected`` those it saved).
+  the faces attacked again, ``attacked_again_protected`` those it saved);
+- *steady*: protected, but blurred as a short run between blurred faces of
+  its track (``AttackConfig.steady_gap``).
 
 ``hardened`` counts the blurred faces that shipped as ``blur+pfgvm``
 (``--set harden_fallback=True``).
@@ -94,6 +96,7 @@ def main() -> None:
         "blurred_loop": reasons["attack"] + reasons["no_landmarks"],
         "blurred_encoder": reasons["encoder"],
         "blurred_by_neighbour": reasons["neighbour"],
+        "blurred_steady": reasons["steady"],
         "attacked_again": sum(r["again"] for r in rows),
         "attacked_again_protected": sum(r["again"] and r["reached"] for r in rows),
         "hardened": sum(r["hardened"] for r in rows),  # of the blurred, shipped as blur+pfgvm (harden_fallback)

@@ -561,3 +561,25 @@ def test_the_run_before_a_fallback_continues_from_the_previous_chunk():
     method.reset()
     _, again = method.protect(frames[1:], faces[1:])
     assert [o.fallback_reason for o in again] == [None, None, "no_landmarks"]
+
+
+def test_a_face_the_last_re_encode_pushes_back_gets_its_own_rounds():
+    """Re-encoding after one face continued can push another under its target: it is continued, not blurred."""
+    frame, faces = _frame(seed=1), _faces(TWO_FACES)
+    regions = [tuple(slice(max(int(a), 0), int(b) + 1) for a, b in ((y0, y1), (x0, x1)))
+               for x0, y0, x1, y1 in expand_boxes(faces.boxes, 0.5)]
+    calls = []
+
+    def knocks(frames):
+        """Lossless, except that call 1 undoes face 0's perturbation and call 2 face 1's."""
+        calls.append(len(frames))
+        out = [f.copy() for f in frames]
+        if len(calls) <= 2:
+            region = regions[len(calls) - 1]
+            out[0][region] = frame[region]
+        return out
+
+    method = _method(video_margin=0.0, encoder_rounds=1, round_trip=knocks)
+    _, outcomes = method.protect([frame], [faces])
+    assert [(o.method, o.reached) for o in outcomes] == [("pfgvm", True)] * 2
+    assert len(calls) == 3 and method.stats["encoder_short"] == 1

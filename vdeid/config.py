@@ -249,9 +249,11 @@ class AttackConfig:
         output's codec, CRF, preset and pixel format), not on the frames
         handed to the encoder; a face that fails gets the fallback.
     encoder_rounds : int
-        Encode-verify-continue rounds: a face the encoder pushed back under
-        its target continues with its remaining budget and a target raised
-        by what it fell short, and the chunk is encoded again.
+        Encode-verify-continue rounds per face: a face the encoder pushed
+        back under its target continues with its remaining budget and a
+        target raised by what it fell short, and the chunk is encoded again
+        (at most ``2 * encoder_rounds + 1`` times: a face pushed back only by
+        a later re-encode gets rounds of its own).
     precision : {"float32", "bfloat16"}
         Precision of the recognisers' forward and backward passes during the
         attack (autocast; the perturbation stays float32). Every face is

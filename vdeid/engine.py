@@ -855,9 +855,11 @@ class AdversarialMethod:
         with the budget it has left, towards a target past its distance on
         the written frames by the shortfall plus :data:`ENCODER_SLACK` (what
         the encoder takes off comes off that distance, which can lie well
-        past the old target), and the chunk is written again. Faces
-        still short after ``encoder_rounds`` rounds stay unreached (they get
-        the fallback).
+        past the old target), and the chunk is written again. Each face gets
+        up to ``encoder_rounds`` such rounds, counted from the round it
+        first falls short: a face that passed until other faces of the
+        chunk changed gets its own. Faces still short after theirs stay
+        unreached (they get the fallback).
 
         ``passed`` holds the ``id`` of each face that passed on the written
         frames (for the ``encoder_short`` count).
@@ -869,13 +871,24 @@ class AdversarialMethod:
         """
         attacked = [j for j in jobs if j.shipped is not None]
         rounds = max(0, int(self.cfg.encoder_rounds))
-        for r in range(rounds + 1):
+        continued = {id(j): 0 for j in attacked}
+        # Re-encoding a chunk after some faces changed moves what the encoder
+        # keeps of the others (their frames reference the changed ones), and
+        # can push a face that passed every earlier round under its target.
+        # Such a face gets its own rounds, so it is not blurred untried; the
+        # chunk is encoded at most 2 * encoder_rounds + 1 times.
+        for r in range(2 * rounds + 1):
             self._verify_encoded(out, attacked)
             if r == 0:
                 self.stats["encoder_short"] = sum(1 for j in attacked if id(j) in passed and not j.reached)
-            retry = [j for j in attacked if not j.reached and j.iterations < self.cfg.max_iter]
-            if not retry or r == rounds:
+            retry = [
+                j for j in attacked
+                if not j.reached and j.iterations < self.cfg.max_iter and continued[id(j)] < rounds
+            ]
+            if not retry or r == 2 * rounds:
                 break
+            for job in retry:
+                continued[id(job)] += 1
             # What the encoder takes off is a distance the face must add to
             # the one it has on the written frames, and that can lie well past
             # its old target (a warm start overshoots): a target raised from
