@@ -336,8 +336,9 @@ def extract_dlib_chips(images: torch.Tensor, transforms: torch.Tensor, size: int
             matrix = chip_to_source.to(device=images.device)[None]
             chips[b] = warp_affine(image, matrix, size, padding_mode="dlib")[0]
     if direct:
-        index = torch.tensor(direct, device=images.device)
-        warped = warp_affine(images[index], torch.stack(matrices).to(images.device), size, padding_mode="dlib")
+        # Usually every face: then no gathered copy of the batch.
+        source = images if len(direct) == len(images) else images[torch.tensor(direct, device=images.device)]
+        warped = warp_affine(source, torch.stack(matrices).to(images.device), size, padding_mode="dlib")
         for b, chip in zip(direct, warped):
             chips[b] = chip
     return torch.stack(chips)
