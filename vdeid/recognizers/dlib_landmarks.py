@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
+from .align import similarity_transform
 from .dlib_format import ShapePredictorModel, packaged_model_path, read_shape_predictor
 
 __all__ = [
@@ -162,7 +163,11 @@ class ShapePredictor:
         # pixels then round exactly as dlib's do.
         shape = m["initial_shape"].expand(n, -1, -1).clone()
         for level in range(len(m["split"])):
-            linear = _similarity_linear(m["initial_shape"], shape)
+            # In float64, as dlib's find_similarity_transform, then float32 like
+            # dlib's tform: all of 6,100 random boxes over 61 photos then land
+            # on real dlib's points, against 6,091 computed in float32
+            # (benchmarks/shape_predictor_agreement.py).
+            linear = similarity_transform(m["initial_shape"].double(), shape.double())[:, :, :2].float()
             d = m["deltas"][level][None]
             points = torch.stack(
                 [
@@ -208,26 +213,6 @@ def _add_one_by_one(start: torch.Tensor, terms: torch.Tensor) -> torch.Tensor:
     for term in terms.unbind(dim=1):
         total += term
     return total
-
-
-def _similarity_linear(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
-    """2×2 parts ``(N, 2, 2)`` float32 of the least-squares similarities from ``src`` (P, 2) to each ``dst`` (N, P, 2).
-
-    In float64, as dlib's ``find_similarity_transform``, then cast to float32
-    like dlib's ``tform``: on 6,100 random boxes over 61 photos the landmarks
-    then all equal real dlib's, against 6,091 computed in float32
-    (``benchmarks/shape_predictor_agreement.py``). No host sync: on a GPU
-    this runs at every cascade level.
-    """
-    a = src.double() - src.double().mean(dim=0)
-    b = dst.double() - dst.double().mean(dim=1, keepdim=True)
-    # dlib's transform is the identity when all points of src coincide.
-    den = (a * a).sum()
-    spread = den > 0
-    den = torch.where(spread, den, 1)
-    re = torch.where(spread, (a * b).sum(dim=(1, 2)) / den, 1)
-    im = torch.where(spread, (a[:, 0] * b[..., 1] - a[:, 1] * b[..., 0]).sum(dim=1) / den, 0)
-    return torch.stack([torch.stack([re, -im], dim=-1), torch.stack([im, re], dim=-1)], dim=1).float()
 
 
 def rgb_to_dlib_gray(rgb: np.ndarray) -> np.ndarray:
