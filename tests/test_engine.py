@@ -583,3 +583,28 @@ def test_a_face_the_last_re_encode_pushes_back_gets_its_own_rounds():
     _, outcomes = method.protect([frame], [faces])
     assert [(o.method, o.reached) for o in outcomes] == [("pfgvm", True)] * 2
     assert len(calls) == 3 and method.stats["encoder_short"] == 1
+
+
+def test_a_face_that_spent_its_budget_gets_the_encoder_reserve():
+    # An "encoder" that keeps 60 % of every change pushes back a face that
+    # reached its target only with its last iteration; with no budget left
+    # it is blurred, unless the reserve gives it iterations for its rounds.
+    frame, faces = _frame(seed=1), _faces(TWO_FACES[:1])
+
+    def trip(frames):
+        return [np.rint(frame + 0.6 * (f.astype(float) - frame)).astype(np.uint8) for f in frames]
+
+    needed = _method(video_margin=0.0, max_iter=60)
+    needed.protect([frame], [faces])
+    (face,) = needed.stats["faces"]
+    assert face["reached"] and face["iterations"] > 1
+    spent = face["iterations"]
+    none_left = _method(video_margin=0.0, max_iter=spent, encoder_rounds=1, encoder_reserve=0, round_trip=trip)
+    _, (outcome,) = none_left.protect([frame], [faces])
+    assert none_left.stats["encoder_short"] == 1
+    assert (outcome.method, outcome.fallback_reason) == ("blur", "encoder")
+    reserve = _method(video_margin=0.0, max_iter=spent, encoder_rounds=1, encoder_reserve=30, round_trip=trip)
+    out, (outcome,) = reserve.protect([frame], [faces])
+    assert (outcome.method, outcome.fallback_reason) == ("pfgvm", None)
+    assert spent < reserve.stats["faces"][0]["iterations"] <= spent + 30
+    assert _distance(reserve.recognizers[0], frame, trip(out)[0], faces, 0) > THRESHOLD + 0.02

@@ -153,7 +153,8 @@ class AttackConfig:
         difference between our alignment and the invader's.
     max_iter : int
         Iteration budget per face; faces that do not reach the target get the
-        fallback method.
+        fallback method (in video, one the encoder pushes back after it
+        passed may also use ``encoder_reserve``).
     alpha : float
         Step size. For P-FGVM / I-FGVM the gradient is calibrated per face so
         that ``alpha = 1`` moves a typical pixel by one grey level at the
@@ -254,6 +255,11 @@ class AttackConfig:
         target raised by what it fell short, and the chunk is encoded again
         (at most ``2 * encoder_rounds + 1`` times: a face pushed back only by
         a later re-encode gets rounds of its own).
+    encoder_reserve : int
+        Iterations beyond ``max_iter`` a face gets once it passes on the
+        written frames but falls short after the encoder: a face that
+        reached its target only with its last iterations has nothing left
+        for the encoder rounds otherwise.
     precision : {"float32", "bfloat16"}
         Precision of the recognisers' forward and backward passes during the
         attack (autocast; the perturbation stays float32). Every face is
@@ -287,6 +293,7 @@ class AttackConfig:
     video_margin: float = 0.08
     encoder_check: bool = True
     encoder_rounds: int = 2
+    encoder_reserve: int = 15
     precision: Literal["float32", "bfloat16"] = "float32"
 
 

@@ -19,7 +19,8 @@ every attack of :mod:`vdeid.attacks` (registered as ``pfgvm``, ``ifgvm``,
    the chunk as the output's own encoder and decoder return it (an in-memory
    round trip, :mod:`vdeid.io.round_trip`); a face the encoder pushed back
    under its target continues, aiming past the distance it has on the
-   written frames by what it fell short;
+   written frames by what it fell short, with ``AttackConfig.encoder_reserve``
+   iterations more if it had spent its budget;
 4. fails closed: a face that misses its target within ``max_iter`` iterations
    (or has no landmarks to align with) gets the fallback method
    (``AttackConfig.fallback``, blur by default) and its
@@ -149,6 +150,7 @@ class _Job:
     mirrored: list = field(default_factory=list)  # per recogniser (D,), of the mirrored face
     donor: Optional[list] = None  # per recogniser (D,), impersonation target
     iterations: int = 0
+    extra: int = 0  # iterations granted beyond max_iter (AttackConfig.encoder_reserve)
     reached: bool = False
     distance: Optional[float] = None
     margin: float = 0.0  # distance beyond the threshold the attack aims for
@@ -342,7 +344,7 @@ class AdversarialMethod:
                 # A face the loop judged done can still fail on the written
                 # frame (overlapping faces, jittered judging): continue it
                 # from where it stopped with the budget it has left.
-                retry = [j for j in jobs if j.shipped is not None and not j.reached and j.iterations < self.cfg.max_iter]
+                retry = [j for j in jobs if j.shipped is not None and not j.reached and self._left(j) > 0]
                 if not retry or r == rounds - 1:
                     break
                 self.stats["rounds"] += 1
@@ -669,8 +671,8 @@ class AdversarialMethod:
 
     def _attack(self, wave: list[_Job], levels: Optional[int]) -> None:
         """Attack a set of faces in size buckets; each stops at its target or its budget."""
-        steps = int(self.cfg.max_iter)
         for batch in self._buckets(wave):
+            steps = int(self.cfg.max_iter) + max(j.extra for j in batch)
             x, lm, _ = self._stack(batch)
             mask = torch.zeros_like(x[:, :1])
             init = x.clone()
@@ -679,7 +681,7 @@ class AdversarialMethod:
                 mask[b, :, :h, :w] = job.mask
                 if job.init is not None:
                     init[b, :, :h, :w] = job.init
-            budget = torch.tensor([steps - j.iterations for j in batch], device=self.device).clamp(min=0)
+            budget = torch.tensor([self._left(j) for j in batch], device=self.device).clamp(min=0)
             views = self._views(batch, x, lm)
             attack = self._make_attack(self._objective(batch, lm, views), steps, levels)
             with attack_precision(self.cfg, self.device):
@@ -694,6 +696,10 @@ class AdversarialMethod:
                 job.iterations += int(result.iterations[b])
                 job.reached = bool(result.done[b])
                 job.base = self._handed_on(job)
+
+    def _left(self, job: _Job) -> int:
+        """Iterations a face has left: ``max_iter`` plus what it was granted, less what it spent."""
+        return int(self.cfg.max_iter) + job.extra - job.iterations
 
     def _continue(self, out: list[np.ndarray], jobs: list[_Job], levels: Optional[int]) -> None:
         """Attack faces again from where they stopped, with the budget they have left."""
@@ -858,11 +864,13 @@ class AdversarialMethod:
         past the old target), and the chunk is written again. Each face gets
         up to ``encoder_rounds`` such rounds, counted from the round it
         first falls short: a face that passed until other faces of the
-        chunk changed gets its own. Faces still short after theirs stay
-        unreached (they get the fallback).
+        chunk changed gets its own. A face that passed on the written frames
+        with no budget left gets ``encoder_reserve`` iterations more. Faces
+        still short after their rounds stay unreached (they get the
+        fallback).
 
         ``passed`` holds the ``id`` of each face that passed on the written
-        frames (for the ``encoder_short`` count).
+        frames after the attack loop.
 
         Returns
         -------
@@ -871,6 +879,7 @@ class AdversarialMethod:
         """
         attacked = [j for j in jobs if j.shipped is not None]
         rounds = max(0, int(self.cfg.encoder_rounds))
+        reserve = max(0, int(self.cfg.encoder_reserve))
         continued = {id(j): 0 for j in attacked}
         # Re-encoding a chunk after some faces changed moves what the encoder
         # keeps of the others (their frames reference the changed ones), and
@@ -881,20 +890,25 @@ class AdversarialMethod:
             self._verify_encoded(out, attacked)
             if r == 0:
                 self.stats["encoder_short"] = sum(1 for j in attacked if id(j) in passed and not j.reached)
-            retry = [
-                j for j in attacked
-                if not j.reached and j.iterations < self.cfg.max_iter and continued[id(j)] < rounds
-            ]
-            if not retry or r == 2 * rounds:
+            if r == 2 * rounds:
                 break
-            for job in retry:
-                continued[id(job)] += 1
+            short = [j for j in attacked if not j.reached and continued[id(j)] < rounds]
+            # A face that passed on the written frames lost only to the
+            # encoder, and may have spent its whole budget reaching the target
+            # just in time: it gets encoder_reserve iterations more.
+            for job in short:
+                if id(job) in passed and self._left(job) <= 0:
+                    job.extra = max(job.extra, reserve)
+            retry = [j for j in short if self._left(j) > 0]
+            if not retry:
+                break
             # What the encoder takes off is a distance the face must add to
             # the one it has on the written frames, and that can lie well past
             # its old target (a warm start overshoots): a target raised from
             # the old one only can leave the face past it already, so it
             # would take no step and the encoder would undo it again.
             for job, (written, _) in zip(retry, self._judge(out, retry)):
+                continued[id(job)] += 1
                 job.margin += max(-written, 0.0) + max(job.shortfall, 0.0) + ENCODER_SLACK
             self._continue(out, retry, levels)
             out = [np.array(f, copy=True) for f in frames]
@@ -943,7 +957,7 @@ class AdversarialMethod:
                 break
             self._judge_shipped(out, touched)
             failed = [j for j in touched if not j.reached]
-            rescue = [j for j in failed if id(j) not in again and j.iterations < self.cfg.max_iter]
+            rescue = [j for j in failed if id(j) not in again and self._left(j) > 0]
             if rescue:
                 again |= {id(j) for j in rescue}
                 for job in rescue:
