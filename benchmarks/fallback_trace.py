@@ -20,7 +20,9 @@ outcome gives (``FaceOutcome.fallback_reason``, as in the report of
   its track (``AttackConfig.steady_gap``).
 
 ``hardened`` counts the blurred faces that shipped as ``blur+pfgvm``
-(``--set harden_fallback=True``).
+(``--set harden_fallback=True``); ``reserved`` the faces given
+``AttackConfig.encoder_reserve`` and ``reserved_protected`` those of them
+the attack protected.
 
 ``--set key=value`` overrides an :class:`~vdeid.config.AttackConfig` field
 (e.g. ``max_iter=120``, ``alpha=1.0``, ``lam=0``); ``--faces`` prints every
@@ -100,6 +102,8 @@ def main() -> None:
         "attacked_again": sum(r["again"] for r in rows),
         "attacked_again_protected": sum(r["again"] and r["reached"] for r in rows),
         "hardened": sum(r["hardened"] for r in rows),  # of the blurred, shipped as blur+pfgvm (harden_fallback)
+        "reserved": sum(r["reserved"] for r in rows),  # given AttackConfig.encoder_reserve
+        "reserved_protected": sum(r["reserved"] and r["reached"] for r in rows),
         "iterations": sum(r["iterations"] for r in rows),
         "perturbed_px_per_face": round(len(changes) / max(1, sum(r["reached"] for r in rows))),
         "perturbation_rms": round(float(np.sqrt(np.mean(changes**2))), 2) if len(changes) else None,

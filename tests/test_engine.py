@@ -603,8 +603,10 @@ def test_a_face_that_spent_its_budget_gets_the_encoder_reserve():
     _, (outcome,) = none_left.protect([frame], [faces])
     assert none_left.stats["encoder_short"] == 1
     assert (outcome.method, outcome.fallback_reason) == ("blur", "encoder")
+    assert none_left.stats["reserved"] == 0
     reserve = _method(video_margin=0.0, max_iter=spent, encoder_rounds=1, encoder_reserve=30, round_trip=trip)
     out, (outcome,) = reserve.protect([frame], [faces])
     assert (outcome.method, outcome.fallback_reason) == ("pfgvm", None)
     assert spent < reserve.stats["faces"][0]["iterations"] <= spent + 30
+    assert reserve.stats["reserved"] == 1
     assert _distance(reserve.recognizers[0], frame, trip(out)[0], faces, 0) > THRESHOLD + 0.02

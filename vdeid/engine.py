@@ -216,6 +216,7 @@ class AdversarialMethod:
         ``rounds`` (extra verify-and-continue rounds), ``encoder_checks``
         (round trips through the encoder), ``encoder_short`` (faces that
         passed on the written frames but not after the first round trip),
+        ``reserved`` (faces given ``AttackConfig.encoder_reserve``),
         ``attacked_again`` (protected faces a neighbour's fallback pushed
         back under the target, attacked again where the fallback left their
         pixels alone), ``undone_by_fallback`` (those of them, and of faces
@@ -230,7 +231,8 @@ class AdversarialMethod:
         units, and how far that judgement found it from passing, <= 0 where it
         passed; None and 0 for a face never attacked; ``steadied``: whether
         it was protected but got the fallback between fallback faces of its
-        track, ``AttackConfig.steady_gap``), and ``steadied`` (how many).
+        track, ``AttackConfig.steady_gap``; ``reserved``: whether it was given
+        ``AttackConfig.encoder_reserve``), and ``steadied`` (how many).
 
     Notes
     -----
@@ -330,7 +332,7 @@ class AdversarialMethod:
         jobs = self._make_jobs(frames, faces)
         self.stats = {
             "waves": 0, "batches": 0, "forward_faces": 0, "rounds": 0, "alignment_views": 0,
-            "encoder_checks": 0, "encoder_short": 0, "hardened": 0, "steadied": 0,
+            "encoder_checks": 0, "encoder_short": 0, "reserved": 0, "hardened": 0, "steadied": 0,
         }
         written: set = set()  # faces that passed on the written frames
         levels = self._levels(frames[0])
@@ -361,7 +363,7 @@ class AdversarialMethod:
             {
                 "frame": j.frame, "face": j.index, "warm": j.warm, "iterations": j.iterations,
                 "written": id(j) in written, "again": id(j) in again, "undone": id(j) in undone,
-                "reached": j.reached, "hardened": j.hardened, "steadied": j.steadied,
+                "reached": j.reached, "hardened": j.hardened, "steadied": j.steadied, "reserved": j.extra > 0,
                 "distance": j.distance, "shortfall": j.shortfall,
             }
             for j in jobs
@@ -897,8 +899,9 @@ class AdversarialMethod:
             # encoder, and may have spent its whole budget reaching the target
             # just in time: it gets encoder_reserve iterations more.
             for job in short:
-                if id(job) in passed and self._left(job) <= 0:
-                    job.extra = max(job.extra, reserve)
+                if id(job) in passed and self._left(job) <= 0 and job.extra < reserve:
+                    job.extra = reserve
+                    self.stats["reserved"] += 1
             retry = [j for j in short if self._left(j) > 0]
             if not retry:
                 break
