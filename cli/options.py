@@ -34,7 +34,7 @@ _OPTIONS = [
     (("--svd-rank",), "naive", "svd_rank", dict(type=click.IntRange(1, 512), help="svd: singular values kept per channel (default {default}).")),
     (("--recognizer", "-r"), "attack", "recognizers", dict(metavar="SPEC[,SPEC]", help="Recognisers attacked together (default {default}): dlib, mobileface:PATH, facenet:PATH.")),
     (("--margin",), "attack", "margin", dict(type=click.FloatRange(0, 10), help="Distance beyond the recogniser threshold required (default {default}).")),
-    (("--max-iter",), "attack", "max_iter", dict(type=click.IntRange(0, 10000), help="Attack iterations per face before the fallback (default {default}; in video a face the encoder pushes back after it passed gets a small reserve more).")),
+    (("--max-iter",), "attack", "max_iter", dict(type=click.IntRange(0, 10000), help="Attack iterations per face before the fallback; in video a face the encoder pushes back after it passed gets a small reserve more (default {default}).")),
     (("--precision",), "attack", "precision", dict(type=click.Choice(["float32", "bfloat16"]), help="Recogniser precision during the attack; faces are verified in float32 either way (default {default}).")),
     (("--encoder-check/--no-encoder-check",), "attack", "encoder_check", dict(default=None, help="Judge adversarial faces on what the output's encoder keeps (an in-memory round trip), continue or fall back those it undoes (default {default}).")),
     (("--mask-views/--no-mask-views",), "attack", "mask_views", dict(default=None, help="Let the perturbation reach the faces an invader's detector may box differently (alignment views), not only the face's own ellipse: fewer faces blurred on faces the frame edge cuts, a wider perturbation (default {default}).")),
