@@ -271,7 +271,7 @@ class AttackConfig:
     objective: Literal["dodge", "impersonate"] = "dodge"
     margin: float = 0.12
     max_iter: int = 60
-    alpha: float = 1.0
+    alpha: float = 1.5
     lam: float = 0.05
     eps: float = 8 / 255
     fallback: str = "blur"
