@@ -178,6 +178,16 @@ def judge_probe(judge: DlibJudge, gallery: IdentityGallery, identity: str, origi
     return d, rank
 
 
+def quality_cells(rows: list) -> str:
+    """Top-1 protection, mean SSIM (image, face), mean L2 and median iterations of ``rows`` as table cells."""
+    ranks = np.array([r.rank for r in rows])
+    return (
+        f"{np.mean(ranks > 1):.1%} ({np.sum(ranks > 1)}/{len(ranks)}) "
+        f"| {np.nanmean([r.ssim_image for r in rows]):.4f} | {np.nanmean([r.ssim_face for r in rows]):.4f} "
+        f"| {np.mean([r.l2 for r in rows]):.2f} | {np.median([r.iterations for r in rows]):.0f}"
+    )
+
+
 def print_common(summary: list) -> None:
     """Quality over the probes that every method attacked to its target (none fell back).
 
@@ -192,13 +202,7 @@ def print_common(summary: list) -> None:
     print("| method | Top-1 protection | mean SSIM image | mean SSIM face | mean L2 | median it |")
     print("|---|---|---|---|---|---|")
     for method, rows in summary:
-        kept = [r for r in rows if r.name in common]
-        ranks = np.array([r.rank for r in kept])
-        print(
-            f"| {method} | {np.mean(ranks > 1):.1%} ({np.sum(ranks > 1)}/{len(ranks)}) "
-            f"| {np.nanmean([r.ssim_image for r in kept]):.4f} | {np.nanmean([r.ssim_face for r in kept]):.4f} "
-            f"| {np.mean([r.l2 for r in kept]):.2f} | {np.median([r.iterations for r in kept]):.0f} |"
-        )
+        print(f"| {method} | {quality_cells([r for r in rows if r.name in common])} |")
 
 
 def run_photos(args) -> None:
@@ -283,13 +287,9 @@ def run_photos(args) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.h264 else ""))
     for method, rows in summary:
         d = np.array([r.distance for r in rows])
-        ranks = np.array([r.rank for r in rows])
         line = (
             f"| {method} | {len(rows)} | {np.mean(d >= 0.6):.1%} ({np.sum(d >= 0.6)}/{len(d)}) | {d.min():.3f} "
-            f"| {np.mean(ranks > 1):.1%} ({np.sum(ranks > 1)}/{len(ranks)}) "
-            f"| {np.nanmean([r.ssim_image for r in rows]):.4f} | {np.nanmean([r.ssim_face for r in rows]):.4f} "
-            f"| {np.mean([r.l2 for r in rows]):.2f} | {np.median([r.iterations for r in rows]):.0f} "
-            f"| {sum(not r.reached for r in rows)} | {np.mean([r.seconds for r in rows]):.2f} |"
+            f"| {quality_cells(rows)} | {sum(not r.reached for r in rows)} | {np.mean([r.seconds for r in rows]):.2f} |"
         )
         if args.h264:
             hd = np.array([r.h264_distance for r in rows])
