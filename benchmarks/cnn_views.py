@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _attack_settings import add_box_views_argument, apply_box_views  # noqa: E402
 from alignment_views import chip_gap, vdeid_chips  # noqa: E402
 from protect_videos import frames_of  # noqa: E402
 
@@ -70,7 +71,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clips", nargs="+", type=Path)
     parser.add_argument("--stride", type=int, default=2, help="every k-th frame")
+    add_box_views_argument(parser)
     args = parser.parse_args()
+    apply_box_views(args.box_views)
     torch.set_num_threads(1)
     model, detector, cnn = load_dlib_resnet(), FaceDetector(), load_dlib_cnn_detector()
     print(

@@ -49,7 +49,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _attack_settings import apply_attack_settings  # noqa: E402
+from _attack_settings import add_box_views_argument, apply_attack_settings, apply_box_views  # noqa: E402
 from protect_videos import frames_of, output_round_trip  # noqa: E402
 
 from vdeid.config import Config  # noqa: E402
@@ -68,8 +68,10 @@ def main() -> None:
     parser.add_argument("--set", dest="settings", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--faces", action="store_true", help="print every face")
     parser.add_argument("--threads", type=int, default=1)
+    add_box_views_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    apply_box_views(args.box_views)
     config = Config(device="cpu")
     apply_attack_settings(config.attack, args.settings)
     rows, perturbed, n_frames, seconds = protect_window(args.clip, args.start, args.frames, config)
