@@ -237,8 +237,9 @@ class AttackConfig:
         partly beyond the edge, off the visible face), which the attack
         could not otherwise move. On by default: over photos, the drone
         clip, the README sample and the traced windows it blurs fewer faces
-        and links none more, for 8-22 % more pixels changed per face
-        (docs/attacks.md, *Masks over the views*).
+        (on two whole street windows 3 and 10 more) and links none more, for
+        8-22 % more pixels changed per face (docs/attacks.md, *Masks over
+        the views*).
     video_margin : float
         Added to ``margin`` while attacking faces written into lossy video
         (``vdeid process``): H.264 at CRF 18 takes 0.05-0.1 off real dlib's
