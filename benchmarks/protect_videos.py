@@ -29,7 +29,10 @@ minutes to an hour per clip)::
     OMP_NUM_THREADS=1 python benchmarks/protect_videos.py --out /tmp/vdeid-videos \\
         ../shared/data/videos/talking_head_woman_a.mp4 ../shared/data/videos/selfie_occluded_face_320x240.avi
 
-``--reuse`` skips step 1 when the output and report already exist.
+``--reuse`` skips step 1 when the output and report already exist. ``--set
+key=value`` (repeatable) changes an AttackConfig field for step 1, passed as
+the ``vdeid process`` option of the same name, and for the cold starts of
+step 3, e.g. ``--set detector_views=true --set max_iter=120``.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _attack_settings import apply_attack_settings  # noqa: E402
 from _dlib_reference import DlibJudge  # noqa: E402
 
 from vdeid.config import Config  # noqa: E402
@@ -69,12 +73,32 @@ def frames_of(path: Path):
             yield frame.to_ndarray(format="rgb24")
 
 
-def process(clip: Path, out: Path, report: Path, tracks: Path, reuse: bool) -> float:
-    """Run ``vdeid process`` with its defaults; seconds of wall time (NaN when reused)."""
+def process_flags(settings: list[str]) -> list[str]:
+    """``vdeid process`` options for ``--set key=value`` items, named as the CLI names its fields.
+
+    ``max_iter=120`` gives ``--max-iter 120``, ``mask_views=false`` gives
+    ``--no-mask-views``; a field without such an option stops ``vdeid
+    process`` with its usage error.
+    """
+    flags = []
+    for item in settings:
+        key, _, text = item.partition("=")
+        flag = key.replace("_", "-")
+        if text.lower() in ("1", "true", "yes", "on"):
+            flags.append(f"--{flag}")
+        elif text.lower() in ("0", "false", "no", "off"):
+            flags.append(f"--no-{flag}")
+        else:
+            flags += [f"--{flag}", text]
+    return flags
+
+
+def process(clip: Path, out: Path, report: Path, tracks: Path, reuse: bool, settings: list[str]) -> float:
+    """Run ``vdeid process`` with its defaults and ``settings``; seconds of wall time (NaN when reused)."""
     if reuse and out.is_file() and report.is_file():
         return float("nan")
     cmd = ["vdeid", "process", str(clip), "-o", str(out), "--report", str(report), "-q", "--overwrite"]
-    cmd += ["--tracks-out", str(tracks)]
+    cmd += ["--tracks-out", str(tracks), *process_flags(settings)]
     exe = Path(sys.executable).with_name("vdeid")
     cmd[0] = str(exe) if exe.is_file() else cmd[0]
     started = time.perf_counter()
@@ -142,7 +166,7 @@ def output_round_trip(clip: Path, config: Config):
     return trip
 
 
-def cold_iterations(clip: Path, n_frames: int, threads: int) -> list[tuple[int, bool]]:
+def cold_iterations(clip: Path, n_frames: int, threads: int, settings: list[str]) -> list[tuple[int, bool]]:
     """``(iterations, reached)`` of faces protected from scratch on ``n_frames`` frames spread over the clip.
 
     The engine of ``vdeid process`` (same target, same encoder check through
@@ -152,6 +176,7 @@ def cold_iterations(clip: Path, n_frames: int, threads: int) -> list[tuple[int, 
     frames = list(frames_of(clip))
     picks = np.unique(np.linspace(0, len(frames) - 1, n_frames).round().astype(int))
     config = Config(device="cpu")
+    apply_attack_settings(config.attack, settings)
     config.attack.warm_start = False
     detector = FaceDetector(config.detect, "cpu")
     engine = AdversarialMethod(config, attack="pfgvm", round_trip=output_round_trip(clip, config))
@@ -188,6 +213,9 @@ def main() -> None:
     parser.add_argument("--cold-frames", type=int, default=12, help="frames protected from a cold start")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reuse", action="store_true", help="keep existing outputs and reports")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="an AttackConfig field for vdeid process (as its option) and the cold starts, "
+                        "e.g. --set max_iter=120 --set detector_views=true")
     args = parser.parse_args()
     clips = args.clips or sorted((SHARED / "data" / "videos").glob("*.*"))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -198,11 +226,11 @@ def main() -> None:
     for clip in clips:
         out, report_path = args.out / f"{clip.stem}.mp4", args.out / f"{clip.stem}.json"
         tracks = args.out / f"{clip.stem}.tracks.json"
-        seconds = process(clip, out, report_path, tracks, args.reuse)
+        seconds = process(clip, out, report_path, tracks, args.reuse, args.settings)
         report = json.loads(report_path.read_text())
         verdict = judge_clip(judge, clip, out, args.stride)
         blurred, blurred_dlib = blurred_faces(tracks, verdict.pop("rects"))
-        cold_faces = cold_iterations(clip, args.cold_frames, args.threads)
+        cold_faces = cold_iterations(clip, args.cold_frames, args.threads, args.settings)
         cold = [n for n, _ in cold_faces]
         it = report["iterations"]
         row = {
