@@ -80,16 +80,15 @@ def process_flags(settings: list[str]) -> list[str]:
     ``--no-mask-views``; a field without such an option stops ``vdeid
     process`` with its usage error.
     """
+    attack = Config().attack
+    apply_attack_settings(attack, settings)  # typed as the fields are, so max_iter=1 stays a number
     flags = []
-    for item in settings:
-        key, _, text = item.partition("=")
-        flag = key.replace("_", "-")
-        if text.lower() in ("1", "true", "yes", "on"):
-            flags.append(f"--{flag}")
-        elif text.lower() in ("0", "false", "no", "off"):
-            flags.append(f"--no-{flag}")
+    for key in dict.fromkeys(item.partition("=")[0] for item in settings):
+        value, flag = getattr(attack, key), key.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(f"--{flag}" if value else f"--no-{flag}")
         else:
-            flags += [f"--{flag}", text]
+            flags += [f"--{flag}", str(value)]
     return flags
 
 
