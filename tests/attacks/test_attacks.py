@@ -245,6 +245,25 @@ def test_dodge_with_views_must_leave_the_original_under_each_view():
     assert bool((obj.score(result.images, index) > 0.1).all())
 
 
+def test_a_view_on_its_original_is_kicked_off_it_too():
+    # A view's distance, like the face's own, has no gradient at the
+    # original: pixels only the view reads (the crop's corner here; the face's
+    # own chip starts 4 px in) would never move without a kick of their own.
+    rec = BoxViewRecognizer(threshold=0.1)
+    x, lm = face_batch(1, size=40)
+    views = (torch.tensor([0]), torch.tensor([[0.0, 0.0, 6.0, 6.0]], dtype=torch.float64))
+    obj = DodgeObjective(rec, lm, margin=0.0, views=views)
+    obj.prepare(x)
+    x = x.clone().requires_grad_(True)
+    loss, _ = obj(x, torch.arange(1))
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    assert float(grad[..., :3, :3].abs().max()) > 0
+    plain = DodgeObjective(rec, lm, margin=0.0)
+    plain.prepare(x.detach())
+    (own,) = torch.autograd.grad(plain(x, torch.arange(1))[0].sum(), x)
+    assert float(own[..., :3, :3].abs().max()) == 0.0  # the face's own chip does not read them
+
+
 def test_per_face_margins_set_each_faces_target():
     rec = TinyRecognizer(threshold=0.05)
     x, lm = face_batch(3, size=40)

@@ -105,6 +105,29 @@ def _jittered(landmarks: torch.Tensor, jitter, generator: torch.Generator) -> to
     return landmarks + u[:, :1] * j + u[:, 1:] * (j / 2)
 
 
+def _directions(cached: Optional[torch.Tensor], n: int, dim: int, seed: int) -> torch.Tensor:
+    """``cached`` if it has ``n`` rows, else ``n`` fixed pseudo-random unit directions ``(n, dim)`` (CPU)."""
+    if cached is not None and len(cached) == n:
+        return cached
+    u = torch.randn(n, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+    return torch.nn.functional.normalize(u, dim=1)
+
+
+def _kick(
+    emb: torch.Tensor, ref: torch.Tensor, d: torch.Tensor, target: float | torch.Tensor, u: torch.Tensor
+) -> torch.Tensor:
+    """Loss ``(b,)`` that moves embeddings still on their original along ``u``, zero elsewhere.
+
+    The original is a minimum of any distance, so its gradient is zero there:
+    while an embedding still sits (almost) on its original, push it along a
+    fixed pseudo-random direction to break the symmetry.
+    """
+    stuck = (d.detach() < 1e-3 * target).float()
+    if not bool(stuck.any()):
+        return torch.zeros_like(d)
+    return -stuck * ((emb - ref) * u.to(emb)).sum(dim=1)
+
+
 class _EmbeddingObjective(Objective):
     """Shared plumbing of the open-set objectives (a recogniser plus landmarks)."""
 
@@ -307,6 +330,7 @@ class DodgeObjective(_EmbeddingObjective):
         self.views = views
         self.view_reference: Optional[torch.Tensor] = None
         self._u: Optional[torch.Tensor] = None
+        self._view_u: Optional[torch.Tensor] = None
 
     @property
     def target(self) -> float | torch.Tensor:
@@ -344,9 +368,17 @@ class DodgeObjective(_EmbeddingObjective):
             return d, hinge
         local = local[rows].to(images.device)
         emb = self.recognizer.embed_views(images[local], boxes[rows])
-        dv = self.distance(emb, self.view_reference[rows.to(emb.device)].to(emb))
+        ref = self.view_reference[rows.to(emb.device)].to(emb)
+        dv = self.distance(emb, ref)
         target = self._target(owner[rows])
-        hinge = hinge.index_add(0, local, (target - dv).clamp(min=0))
+        view_loss = (target - dv).clamp(min=0)
+        if emb.requires_grad:
+            # A view that sits on its own original has no gradient either
+            # (only float noise, as on CUDA, would move it): kick it too.
+            u = _directions(self._view_u, len(owner), emb.shape[1], self.seed + 1)
+            self._view_u = u
+            view_loss = view_loss + _kick(emb, ref, dv, target, u[rows])
+        hinge = hinge.index_add(0, local, view_loss)
         return d.scatter_reduce(0, local, dv if d.requires_grad else dv.detach(), "amin"), hinge
 
     def _all_distances(self, emb: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -366,21 +398,9 @@ class DodgeObjective(_EmbeddingObjective):
         nearest, hinge = self._with_views(x, index, ds.detach().min(dim=0).values)
         target = self._target(index)
         loss = (target - ds).clamp(min=0).sum(dim=0) + hinge
-        # The original is a minimum of any distance, so its gradient is zero
-        # there: while a face still sits (almost) on its own embedding, push
-        # it along a fixed pseudo-random direction to break the symmetry.
-        stuck = (d.detach() < 1e-3 * target).float()
-        if bool(stuck.any()):
-            kick = -((emb - ref) * self._directions(index).to(emb)).sum(dim=1)
-            loss = loss + stuck * kick
+        self._u = _directions(self._u, len(self.reference), self.reference.shape[1], self.seed)
+        loss = loss + _kick(emb, ref, d, target, self._u[index.cpu()])
         return self._weight(loss, index), self._confirm(images, index, nearest > target)
-
-    def _directions(self, index: torch.Tensor) -> torch.Tensor:
-        if getattr(self, "_u", None) is None or len(self._u) != len(self.reference):
-            gen = torch.Generator().manual_seed(self.seed)
-            u = torch.randn(self.reference.shape, generator=gen, dtype=torch.float32)
-            self._u = torch.nn.functional.normalize(u, dim=1)
-        return self._u[index.cpu()]
 
     def score(self, images, index):
         with torch.no_grad():
