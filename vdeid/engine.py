@@ -500,20 +500,19 @@ class AdversarialMethod:
     def _run(self, frames: list[np.ndarray], jobs: list[_Job], levels: Optional[int]) -> None:
         dev = self.device
         detector_views = self._wants_detector_views()
-        for job in jobs:
-            if not job.attackable:
-                continue
+        todo = [j for j in jobs if j.attackable]
+        for job in todo:
             frame = frames[job.frame]
-            sl = job.context.slices
-            job.x = torch.from_numpy(np.ascontiguousarray(to_float(frame[sl]))).permute(2, 0, 1).to(dev)
+            job.x = torch.from_numpy(np.ascontiguousarray(to_float(frame[job.context.slices]))).permute(2, 0, 1).to(dev)
             if detector_views:
                 job.detected = self._detected_boxes(frame, job)
-            feather = float(self.config.naive.feather)
+        feather = float(self.config.naive.feather)
+        views = self._view_masks(todo, feather) if self.cfg.alignment_views and self.cfg.mask_views else {}
+        for job in todo:
             m = ellipse_mask_in_region(job.box, job.context, feather=feather)
-            if self.cfg.alignment_views and self.cfg.mask_views:
-                m = np.maximum(m, self._view_mask(job, feather))
+            if id(job) in views:
+                m = np.maximum(m, views[id(job)])
             job.mask = torch.from_numpy(m)[None].to(dev)
-        todo = [j for j in jobs if j.attackable]
         self._embed_references(todo)
         if self.name == "illc" or self.cfg.objective == "impersonate":
             self._choose_donors(todo)
@@ -554,20 +553,26 @@ class AdversarialMethod:
         origin = np.array([c.x0, c.y0] * 2, np.float64)
         return torch.from_numpy(np.concatenate(found) - origin)
 
-    def _view_mask(self, job: _Job, feather: float) -> np.ndarray:
-        """``(h, w)`` union of the ellipses of a face's alignment views over its context crop."""
-        origin = np.array([job.context.x0, job.context.y0] * 2)
-        lm = torch.as_tensor(job.landmarks - origin[:2], dtype=torch.float32, device=self.device)[None]
-        bounds = torch.as_tensor(job.bounds)[None]
-        m = np.zeros(job.context.shape, np.float32)
-        for rec in self.recognizers:
-            if not hasattr(rec, "alignment_views"):
-                continue
-            _, boxes = rec.alignment_views(job.x[None], lm, bounds, detected=[job.detected])
-            grown = expand_boxes((boxes.numpy() + origin).astype(np.float32), float(self.config.detect.box_margin))
-            for box in grown:
-                m = np.maximum(m, ellipse_mask_in_region(box, job.context, feather=feather))
-        return m
+    def _view_masks(self, jobs: list[_Job], feather: float) -> dict[int, np.ndarray]:
+        """``(h, w)`` union of the ellipses of each face's alignment views over its context crop, by ``id(job)``."""
+        # One call per size bucket, not per face: on a GPU the shape
+        # predictor's small calls cost their launch overhead (docs/performance.md).
+        masks: dict[int, np.ndarray] = {}
+        margin = float(self.config.detect.box_margin)
+        for batch in self._buckets(jobs):
+            x, lm, _ = self._stack(batch)
+            bounds = torch.as_tensor(np.stack([j.bounds for j in batch]))
+            for rec in self.recognizers:
+                if not hasattr(rec, "alignment_views"):
+                    continue
+                owner, boxes = rec.alignment_views(x, lm, bounds, detected=[j.detected for j in batch])
+                for b, box in zip(owner.tolist(), boxes.numpy()):
+                    job = batch[b]
+                    origin = np.array([job.context.x0, job.context.y0] * 2)
+                    grown = expand_boxes((box + origin).astype(np.float32)[None], margin)[0]
+                    m = ellipse_mask_in_region(grown, job.context, feather=feather)
+                    masks[id(job)] = np.maximum(masks[id(job)], m) if id(job) in masks else m
+        return masks
 
     def _embed_references(self, jobs: list[_Job]) -> None:
         """Original embeddings of every face, for every recogniser (no gradient).
