@@ -245,17 +245,21 @@ class _ViewRecognizer(BoxViewRecognizer):
         return torch.arange(len(crops)), torch.cat([lo, lo + side[:, None]], dim=1).double().cpu()
 
 
-@pytest.mark.parametrize("where", ["face", "corner"])
-def test_alignment_views_are_attacked_and_verified(where):
+@pytest.mark.parametrize("where, mask_views", [("face", False), ("corner", False), ("corner", True)])
+def test_alignment_views_are_attacked_and_verified(where, mask_views):
     frame = _frame()
     faces = _faces([[30, 20, 70, 60]])
-    method = _method(recognizer=_ViewRecognizer(where))
-    _, outcomes = method.protect([frame], [faces])
+    method = _method(recognizer=_ViewRecognizer(where), mask_views=mask_views)
+    out, outcomes = method.protect([frame], [faces])
     assert method.stats["alignment_views"] >= 1
     if where == "face":  # the view is the engine's own alignment: reachable as before
         assert outcomes[0].reached and outcomes[0].method == "pfgvm"
-    else:  # pixels the attack may not touch still show the original: fail closed
+    elif not mask_views:  # pixels the attack may not touch still show the original: fail closed
         assert not outcomes[0].reached and outcomes[0].method == "blur"
+    else:  # the view's own ellipse may carry the perturbation: reached, through the corner
+        assert outcomes[0].reached and outcomes[0].method == "pfgvm"
+        x0, y0 = 10, 0  # the context crop's origin in the frame
+        assert np.any(out[0][y0 : y0 + 6, x0 : x0 + 6] != frame[y0 : y0 + 6, x0 : x0 + 6])
     method.cfg.alignment_views = False
     method.reset()
     _, outcomes = method.protect([frame], [faces])
@@ -354,9 +358,11 @@ def test_a_face_the_encoder_pushes_back_aims_past_its_written_distance():
     def trip(frames):
         return [np.rint(frame + 0.6 * (f.astype(float) - frame)).astype(np.uint8) for f in frames]
 
-    method = _method(video_margin=0.0, max_iter=60, encoder_rounds=1, round_trip=trip)
+    # Two rounds: one takes a face from the CPU's start past the trip, but on
+    # CUDA (other float rounding) a face ended 0.001 short after one.
+    method = _method(video_margin=0.0, max_iter=60, encoder_rounds=2, round_trip=trip)
     out, outcomes = method.protect([frame], [faces])
-    assert method.stats["encoder_short"] == 2 and method.stats["encoder_checks"] == 2
+    assert method.stats["encoder_short"] == 2 and method.stats["encoder_checks"] >= 2
     shipped = trip(out)[0]
     for i, o in enumerate(outcomes):
         assert o.method == "pfgvm" and o.fallback_reason is None

@@ -63,13 +63,15 @@ def test_illc_on_a_gallery_head_over_dlib(astronaut, astronaut_face, dlib_model)
     box = astronaut_face.boxes[0].astype(int)
     x0, y0 = max(box[0] - 40, 0), max(box[1] - 40, 0)
     crop = torch.from_numpy(astronaut[y0 : box[3] + 40, x0 : box[2] + 40] / 255.0).permute(2, 0, 1)[None].float()
-    lm = torch.as_tensor(astronaut_face.landmarks[:1] - [x0, y0], dtype=torch.float32)
+    crop = crop.to(DEVICE)
+    lm = torch.as_tensor(astronaut_face.landmarks[:1] - [x0, y0], dtype=torch.float32, device=DEVICE)
     with torch.no_grad():
         own = torch.nn.functional.normalize(dlib_model(crop, lm), dim=1)
     g = torch.Generator().manual_seed(0)
     # Look-alikes (cosine ~0.65 to the face): a real gallery's nearest
     # identities, reachable within a modest L-inf budget.
-    others = torch.nn.functional.normalize(own + 0.1 * torch.randn(4, own.shape[1], generator=g), dim=1)
+    noise = torch.randn(4, own.shape[1], generator=g).to(DEVICE)
+    others = torch.nn.functional.normalize(own + 0.1 * noise, dim=1)
     head = GalleryHead(dlib_model, torch.cat([own, others]), ["astronaut", "a", "b", "c", "d"])
     obj = CrossEntropyObjective(head, mode="least_likely", landmarks=lm)
     result = ILLC(obj, eps=16, steps=40, levels=255)(crop)

@@ -252,7 +252,10 @@ class GalleryHead(nn.Module):
 
     def __init__(self, recognizer: Recognizer, centroids, names: Sequence[str], *, scale: float = 30.0):
         super().__init__()
-        centroids = torch.as_tensor(np.asarray(centroids), dtype=torch.float32)
+        if torch.is_tensor(centroids):  # on any device (np.asarray would need it on the host)
+            centroids = centroids.detach().float()
+        else:
+            centroids = torch.as_tensor(np.asarray(centroids), dtype=torch.float32)
         check_shape(centroids, [len(names), recognizer.cfg.embedding_dim], "centroids")
         self.recognizer = recognizer
         self.register_buffer("centroids", F.normalize(centroids, dim=1))
@@ -261,7 +264,7 @@ class GalleryHead(nn.Module):
 
     def forward(self, crops: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
         emb = F.normalize(self.recognizer(crops, landmarks), dim=1)
-        return self.scale * emb @ self.centroids.to(emb.dtype).T
+        return self.scale * emb @ self.centroids.to(emb).T
 
     def index(self, name: str) -> int:
         """Row of identity ``name`` (a label for cross-entropy)."""
