@@ -57,11 +57,10 @@ class ShapePredictor:
     """dlib's ``shape_predictor``, vectorised over boxes and images, on any torch device.
 
     The cascade runs where the grey levels are: an attack on a GPU re-runs it
-    on every iteration for every face and view, and on the host it costs
-    about 1.6 ms a box. On a GPU it costs instead about 8,000 small kernels a
-    call, whatever the number of boxes (:func:`_add_in_order`), so calls with
-    fewer than ``host_below`` boxes still run on the host. Both give the same
-    points.
+    on every iteration for every face and view. On a GPU a call costs about
+    8,000 small kernels, whatever the number of boxes (:func:`_add_in_order`),
+    so calls with fewer than ``host_below`` boxes still run on the host. Both
+    give the same points.
 
     Parameters
     ----------
@@ -69,11 +68,12 @@ class ShapePredictor:
         Arrays from :func:`~vdeid.recognizers.dlib_format.read_shape_predictor`.
     host_below : int, optional
         Off the CPU, calls with fewer boxes run on the host. The default is
-        an estimate from those costs (8,000 launches of about 5 µs against
-        1.6 ms a box), not a measurement. (Default: 32)
+        where the two cost the same on an H200 with 16 host cores, about
+        0.8 ms a box (``benchmarks/shape_predictor_agreement.py --device
+        cuda``; docs/performance.md). (Default: 96)
     """
 
-    def __init__(self, model: ShapePredictorModel, *, host_below: int = 32):
+    def __init__(self, model: ShapePredictorModel, *, host_below: int = 96):
         self.model = model
         self.host_below = int(host_below)
         self.depth = int(np.log2(model.split_idx.shape[2] + 1))
