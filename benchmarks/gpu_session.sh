@@ -71,8 +71,7 @@ PY
     for f in .gpu_models/*.xz; do
         xz -dc "$f" >"$site/face_recognition_models/models/$(basename "$f" .xz)"
     done
-    # `python3 -m vdeid` imports torch before cli/tuning.py could set this, as the vdeid command does.
-    export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1 OMP_WAIT_POLICY=PASSIVE
+    export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1
     set +e
     step() { echo "== $(date +%T) $*" >>"$log"; }
     want() { [[ " $steps " == *" $1 "* ]]; }
