@@ -309,6 +309,23 @@ def test_mask_views_let_the_attack_reach_a_view_beside_the_face():
     assert changed[view & ~own].any() and not changed[~(own | view)].any()
 
 
+def test_view_masks_of_a_chunk_stay_with_their_faces():
+    # The view masks of a chunk's faces come from one batched call: each face
+    # gets its own view's ellipse, none of another face's.
+    boxes = [[50, 20, 90, 60], [64, 34, 96, 66]]
+    frames = [_frame(seed=0), _frame(seed=1)]
+    method = _method(recognizer=_ViewRecognizer("beside"), mask_views=True)
+    out, outcomes = method.protect(frames, [_faces([b]) for b in boxes])
+    assert [o.method for o in outcomes] == ["pfgvm", "pfgvm"]
+    for f, (x0, y0, x1, y1) in enumerate(boxes):
+        shift = 0.9 * (x1 - x0)
+        changed = np.any(out[f] != frames[f], axis=2)
+        own = _inside_ellipse(expand_boxes(np.array([[x0, y0, x1, y1]], np.float32), 0.15)[0], frames[f].shape)
+        beside = np.array([[x0 - shift, y0, x1 - shift, y1]], np.float32)
+        view = _inside_ellipse(expand_boxes(beside, 0.15)[0], frames[f].shape)
+        assert changed[view & ~own].any() and not changed[~(own | view)].any()
+
+
 def _inside_ellipse(box, shape) -> np.ndarray:
     """``(H, W)`` pixels whose centres lie in the ellipse inscribed in ``box`` (x0, y0, x1, y1)."""
     x0, y0, x1, y1 = box
