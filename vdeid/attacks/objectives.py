@@ -122,9 +122,9 @@ def _kick(
     while an embedding still sits (almost) on its original, push it along a
     fixed pseudo-random direction to break the symmetry.
     """
+    # Computed for every face rather than after a check for stuck ones: the
+    # check would make the host wait for the GPU on every iteration.
     stuck = (d.detach() < 1e-3 * target).float()
-    if not bool(stuck.any()):
-        return torch.zeros_like(d)
     return -stuck * ((emb - ref) * u.to(emb)).sum(dim=1)
 
 
