@@ -375,9 +375,8 @@ class DodgeObjective(_EmbeddingObjective):
         if emb.requires_grad:
             # A view that sits on its own original has no gradient either
             # (only float noise, as on CUDA, would move it): kick it too.
-            u = _directions(self._view_u, len(owner), emb.shape[1], self.seed + 1)
-            self._view_u = u
-            view_loss = view_loss + _kick(emb, ref, dv, target, u[rows])
+            self._view_u = _directions(self._view_u, len(owner), emb.shape[1], self.seed + 1)
+            view_loss = view_loss + _kick(emb, ref, dv, target, self._view_u[rows])
         hinge = hinge.index_add(0, local, view_loss)
         return d.scatter_reduce(0, local, dv if d.requires_grad else dv.detach(), "amin"), hinge
 
