@@ -13,11 +13,12 @@
 # wheel (36 MB). dlib's CNN face detector and real dlib (dlib-bin) stay behind, and the tests
 # that need them skip there; so do the tests on ../shared, which does not travel.
 #
-# `run` writes at most 8 files to OUTDIR (what the device tool brings back): log.txt (host,
-# shape predictor, every step's stderr), tests_cuda.txt, kernel.json, kernel_bf16.json,
-# street_blur.json, street_pfgvm.json and readme.prof (cProfile of the main thread on the
-# README sample); STEPS="tests tf32 kernel blur pfgvm profile shape" picks some (default: all but
-# tf32, which also writes tests_tf32_off.txt). DEVICE=cpu FRAMES=2 runs the same steps here, to
+# `run` writes its files to OUTDIR (what the device tool brings back): log.txt (host, shape
+# predictor, every step's stderr), tests_cuda.txt, kernel.json, kernel_graphs.json,
+# street_blur.json, street_pfgvm.json, readme.prof (cProfile of the main thread on the README
+# sample) and, with CUDA graphs, street_graphs.json and readme_graphs.prof;
+# STEPS="tests tf32 kernel blur pfgvm graphs profile shape" picks some (default: all but tf32,
+# which also writes tests_tf32_off.txt). DEVICE=cpu FRAMES=2 runs the same steps here, to
 # check the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +48,7 @@ run)
     out=${2:?usage: benchmarks/gpu_session.sh run OUTDIR}
     device=${DEVICE:-cuda}
     frames=${FRAMES:-16}
-    steps=${STEPS:-tests kernel blur pfgvm profile shape}
+    steps=${STEPS:-tests kernel blur pfgvm graphs profile shape}
     mkdir -p "$out"
     log="$out/log.txt"
     site=/tmp/vdeid-site
@@ -86,8 +87,8 @@ PY
         python3 -m pytest -q -l -p no:cacheprovider tests/test_engine.py >"$out/tests_tf32_off.txt" 2>&1
     want kernel && step kernel float32 && timeout 60 python3 -m vdeid bench --no-pipeline --device "$device" \
         --kernel-batches 1,16,64,256 --kernel-iters 10 --json >"$out/kernel.json" 2>>"$log"
-    want kernel && step kernel bfloat16 && timeout 45 python3 -m vdeid bench --no-pipeline --device "$device" \
-        --kernel-batches 16,64,256 --kernel-iters 10 --precision bfloat16 --json >"$out/kernel_bf16.json" 2>>"$log"
+    want kernel && step kernel, CUDA graphs && timeout 60 python3 -m vdeid bench --no-pipeline --device "$device" \
+        --kernel-batches 1,16,64,256 --kernel-iters 10 --cuda-graphs --json >"$out/kernel_graphs.json" 2>>"$log"
     # The 1080p clip whole with blur: detection, tracking and the codecs at full speed.
     want blur && step street blur && timeout 60 python3 -m vdeid bench .gpu_clips/street_pedestrians_1080p.mp4 \
         --method blur --device "$device" --no-kernel --json -q >"$out/street_blur.json" 2>>"$log"
@@ -96,9 +97,16 @@ PY
         .gpu_clips/street_pedestrians_1080p.mp4 /tmp/street_head.mp4 --start 0 --frames "$frames" >>"$log" 2>&1 &&
         timeout 150 python3 -m vdeid bench /tmp/street_head.mp4 --device "$device" --no-kernel --json -q \
         >"$out/street_pfgvm.json" 2>>"$log"
+    # The same with the shape predictor replayed from CUDA graphs (experimental).
+    want graphs && step street pfgvm "$frames" frames, CUDA graphs && timeout 150 python3 -m vdeid bench \
+        /tmp/street_head.mp4 --device "$device" --no-kernel --cuda-graphs --json -q >"$out/street_graphs.json" 2>>"$log"
     # Where the main thread's time goes (protection runs there), on the README sample.
     want profile && step readme pfgvm, cProfile && timeout 90 python3 -m cProfile -o "$out/readme.prof" \
         -m vdeid bench samples/astronaut_drone.mp4 --device "$device" --no-kernel --json -q >>"$log" 2>&1
+    # With CUDA graphs, while the detector thread still runs (capture once broke MTCNN there).
+    want graphs && step readme pfgvm, CUDA graphs, cProfile && timeout 90 python3 -m cProfile \
+        -o "$out/readme_graphs.prof" -m vdeid bench samples/astronaut_drone.mp4 --device "$device" --no-kernel \
+        --cuda-graphs --json -q >>"$log" 2>&1
     # Where dlib's shape predictor on the GPU starts to pay (ShapePredictor.host_below).
     want shape && step shape predictor && timeout 40 python3 benchmarks/shape_predictor_agreement.py \
         --no-reference --device "$device" >>"$log" 2>&1

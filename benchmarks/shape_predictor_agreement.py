@@ -10,8 +10,9 @@ worktree`` of another commit measures that commit's port.
 
 Then it times the port per box, on calls of 1 to 384 boxes on the astronaut:
 on the host, and with ``--device cuda`` also with the cascade on the GPU (the
-crops there, ``ShapePredictor.host_below`` 0) and as the attack runs it (the
-default ``host_below``), which says where the GPU starts to pay.
+crops there, ``ShapePredictor.host_below`` 0), launched kernel by kernel and
+replayed from CUDA graphs, and as the attack runs it (the default
+``host_below``), which says where the GPU starts to pay.
 ``--no-reference`` skips the comparison (for a machine without ``dlib-bin``).
 Run::
 
@@ -104,15 +105,17 @@ def main() -> None:
 
     gray = torch.from_numpy(rgb_to_dlib_gray(photos[0]))
     boxes = torch.from_numpy(random_boxes(rng, *gray.shape, 384))
-    rows = [("host", "cpu", getattr(ours, "host_below", 0))]
+    rows = [("host", "cpu", ours.host_below, True)]
     if args.device != "cpu":
         rows += [
-            (f"{args.device}, cascade there", args.device, 0),
-            (f"{args.device}, as the attack runs it", args.device, ours.host_below),
+            (f"{args.device}, kernel by kernel", args.device, 0, False),
+            (f"{args.device}, CUDA graphs", args.device, 0, True),
+            (f"{args.device}, as the attack runs it", args.device, ours.host_below, True),
         ]
     print("ms per box  " + "".join(f"{n:>9} boxes" for n in (1, 8, 32, 96, 384)))
-    for name, device, host_below in rows:
+    for name, device, host_below, graphs in rows:
         ours.host_below = host_below
+        ours.graphs = graphs
         on = gray.to(device)
         times = [seconds_per_box(ours, on, boxes[:n].to(device), 20 if n < 96 else 3) for n in (1, 8, 32, 96, 384)]
         print(f"{name:<32}" + "".join(f"{1000 * t:15.3f}" for t in times))

@@ -218,7 +218,7 @@ def bench_kernel(
         Batch sizes to time.
     config : Config, optional
         ``device`` and the ``attack`` options (alpha, lam, margin, jitter,
-        compression, precision) as the engine uses them.
+        compression, precision, cuda_graphs) as the engine uses them.
     iterations : int
         Timed steps per batch size, after one untimed warm-up step.
 
@@ -229,13 +229,15 @@ def bench_kernel(
     """
     from .attacks import DodgeObjective, create_attack
     from .attacks.transforms import CompressionProxy
-    from .engine import attack_precision
+    from .engine import attack_precision, use_cuda_graphs
     from .recognizers import create_recognizers
 
     config = config or Config()
     device = resolve_device(config.device)
     cfg = config.attack
     recognizer = create_recognizers("dlib", device)[0]
+    if cfg.cuda_graphs:
+        use_cuda_graphs([recognizer])
     gen = torch.Generator().manual_seed(cfg.seed)
     out = []
     for batch in batches:

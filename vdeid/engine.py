@@ -69,7 +69,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -273,6 +273,8 @@ class AdversarialMethod:
             from .recognizers import create_recognizers
 
             self._recognizers = create_recognizers(self.cfg.recognizers, self.device)
+            if self.cfg.cuda_graphs:
+                use_cuda_graphs(self._recognizers)
         return self._recognizers
 
     @property
@@ -1148,6 +1150,13 @@ def _fallback_reason(job: _Job, written: set, undone: set) -> Optional[str]:
     if id(job) in undone:
         return "neighbour"
     return "encoder" if id(job) in written else "attack"
+
+
+def use_cuda_graphs(recognizers: Sequence) -> None:
+    """Replay the recognisers' shape predictors from CUDA graphs (``AttackConfig.cuda_graphs``)."""
+    for rec in recognizers:
+        if getattr(rec, "refine", False):
+            rec.shape_predictor.graphs = True
 
 
 def attack_precision(cfg: AttackConfig, device: str | torch.device) -> torch.autocast:

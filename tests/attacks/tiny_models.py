@@ -72,6 +72,9 @@ class BoxViewRecognizer(TinyRecognizer):
         lo, hi = boxes[:, None, :2], boxes[:, None, 2:]
         return self(crops, (lo + (hi - lo) * TEMPLATE[None] / 32.0).to(crops))
 
+    def embed_with_views(self, crops, landmarks, owner, boxes):
+        return self(crops, landmarks), self.embed_views(crops[owner], boxes)
+
 
 class TinyClassifier(nn.Module):
     """A conv + linear classifier over ``(B, 3, 16, 16)`` images, ``classes`` logits."""

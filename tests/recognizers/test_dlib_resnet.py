@@ -198,6 +198,24 @@ def test_alignment_views_from_larger_detector_boxes(model, reference, mtcnn, ast
     assert float((view - nominal).norm()) > 1e-3
 
 
+def test_faces_and_views_embed_with_one_predictor_pass(model, reference, mtcnn, astronaut, monkeypatch):
+    """The attack's step: the same descriptors, to the bit, as embedding faces and views apart."""
+    _, points, _ = _dlib_face(reference, astronaut)
+    landmarks = torch.from_numpy(_mtcnn_landmarks(mtcnn, astronaut, points))[None]
+    crops = torch.cat([_to_tensor(astronaut), _to_tensor(astronaut[:, ::-1].copy())])
+    landmarks = torch.cat([landmarks, landmarks * torch.tensor([-1.0, 1.0]) + torch.tensor([511.0, 0.0])])
+    owner, boxes = model.alignment_views(crops, landmarks)
+    owner, boxes = torch.cat([owner, torch.tensor([1])]), torch.cat([boxes, model.start_boxes(landmarks)[:1]])
+    with torch.no_grad():
+        faces, views = model(crops, landmarks), model.embed_views(crops[owner], boxes)
+        calls = []
+        predictor = model.shape_predictor
+        monkeypatch.setattr(model, "_shape_predictor", lambda *a, **k: calls.append(a) or predictor(*a, **k))
+        both = model.embed_with_views(crops, landmarks, owner, boxes)
+    assert len(calls) == 1 and len(owner) >= 2
+    assert torch.equal(both[0], faces) and torch.equal(both[1], views)
+
+
 def test_alignment_views_for_faces_the_frame_edge_cuts(model, reference, mtcnn, astronaut):
     crop = np.ascontiguousarray(astronaut[20:240, 110:340])
     _, points, _ = _dlib_face(reference, crop)

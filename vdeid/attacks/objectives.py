@@ -204,12 +204,14 @@ class _EmbeddingObjective(Objective):
                 # Also clear the threshold (plus transform_margin) after the
                 # fixed compression proxy, so the result survives encoding.
                 xt = self.transform(x)
-                emb = self.recognizer(xt, self.landmarks[index[rows]].to(x))
+                lm = self.landmarks[index[rows]].to(x)
                 if dodge:
+                    emb, views = self._embed(xt, lm, index[rows])
                     dp = self._all_distances(emb, index[rows]).min(dim=0).values
-                    dp, _ = self._with_views(xt, index[rows], dp)
+                    dp, _ = self._with_views(views, index[rows], dp)
                     good &= dp > self.threshold + self.transform_margin
                 else:
+                    emb = self.recognizer(xt, lm)
                     dp = self.distance(emb, self.donors[index[rows]].to(emb))
                     good &= dp < self.threshold - self.transform_margin
         ok = hit.clone()
@@ -287,7 +289,9 @@ class DodgeObjective(_EmbeddingObjective):
         ``(owner (N,), boxes (N, 4))``: further alignments of some faces,
         given by the start boxes of the recogniser's own landmark step (from
         :meth:`~vdeid.recognizers.dlib_resnet.DlibResNet.alignment_views`),
-        each embedded with ``recognizer.embed_views(crops, boxes)``.
+        embedded with ``recognizer.embed_views(crops, boxes)`` (the
+        originals) and, with the faces themselves, by
+        ``recognizer.embed_with_views(crops, landmarks, owner, boxes)``.
         A face has to leave its own original under each of its views too:
         the loss adds their hinges and ``d`` is the smallest distance.
         (Default: None)
@@ -348,16 +352,19 @@ class DodgeObjective(_EmbeddingObjective):
     def distances(self, images: torch.Tensor, index: torch.Tensor, *, jitter: bool = False) -> torch.Tensor:
         """Distance ``(b,)`` of the current embeddings to the nearest of the original and ``others``, over all views."""
         x, lm = self._inputs(images, index, jitter=jitter)
-        d = self._all_distances(self.recognizer(x, lm), index).min(dim=0).values
-        return self._with_views(x, index, d)[0]
+        emb, views = self._embed(x, lm, index)
+        return self._with_views(views, index, self._all_distances(emb, index).min(dim=0).values)[0]
 
-    def _with_views(
-        self, images: torch.Tensor, index: torch.Tensor, d: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``d`` (b,) lowered to each face's closest view, and the views' hinge losses summed per face (b,)."""
-        hinge = torch.zeros_like(d)
+    def _embed(
+        self, images: torch.Tensor, landmarks: torch.Tensor, index: torch.Tensor
+    ) -> tuple[torch.Tensor, Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+        """Embeddings ``(b, D)`` of the faces ``index`` and, with views, ``(local, rows, embeddings)`` of theirs.
+
+        ``rows`` are the active views (rows of ``self.views``), ``local`` their
+        faces' positions in the batch. One shape predictor pass serves both.
+        """
         if self.views is None:
-            return d, hinge
+            return self.recognizer(images, landmarks), None
         owner, boxes = self.views
         # Position of each batch face among the active ``index`` (-1: inactive).
         where = torch.full((self.n,), -1, dtype=torch.long)
@@ -365,17 +372,27 @@ class DodgeObjective(_EmbeddingObjective):
         local = where[owner]
         rows = (local >= 0).nonzero()[:, 0]
         if len(rows) == 0:
-            return d, hinge
+            return self.recognizer(images, landmarks), None
         local = local[rows].to(images.device)
-        emb = self.recognizer.embed_views(images[local], boxes[rows])
+        emb, view_emb = self.recognizer.embed_with_views(images, landmarks, local, boxes[rows])
+        return emb, (local, rows, view_emb)
+
+    def _with_views(
+        self, views: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], index: torch.Tensor, d: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``d`` (b,) lowered to each face's closest view, and the views' hinge losses summed per face (b,)."""
+        hinge = torch.zeros_like(d)
+        if views is None:
+            return d, hinge
+        local, rows, emb = views
         ref = self.view_reference[rows.to(emb.device)].to(emb)
         dv = self.distance(emb, ref)
-        target = self._target(owner[rows])
+        target = self._target(self.views[0][rows])
         view_loss = (target - dv).clamp(min=0)
         if emb.requires_grad:
             # A view that sits on its own original has no gradient either
             # (only float noise, as on CUDA, would move it): kick it too.
-            self._view_u = _directions(self._view_u, len(owner), emb.shape[1], self.seed + 1)
+            self._view_u = _directions(self._view_u, len(self.views[0]), emb.shape[1], self.seed + 1)
             view_loss = view_loss + _kick(emb, ref, dv, target, self._view_u[rows])
         hinge = hinge.index_add(0, local, view_loss)
         return d.scatter_reduce(0, local, dv if d.requires_grad else dv.detach(), "amin"), hinge
@@ -390,11 +407,11 @@ class DodgeObjective(_EmbeddingObjective):
 
     def __call__(self, images, index):
         x, lm = self._inputs(images, index, jitter=True)
-        emb = self.recognizer(x, lm)
+        emb, views = self._embed(x, lm, index)
         ref = self.reference[index].to(emb)
         ds = self._all_distances(emb, index)
         d = ds[0]
-        nearest, hinge = self._with_views(x, index, ds.detach().min(dim=0).values)
+        nearest, hinge = self._with_views(views, index, ds.detach().min(dim=0).values)
         target = self._target(index)
         loss = (target - ds).clamp(min=0).sum(dim=0) + hinge
         self._u = _directions(self._u, len(self.reference), self.reference.shape[1], self.seed)

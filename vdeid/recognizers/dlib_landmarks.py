@@ -35,8 +35,9 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
-from .align import similarity_transform
 from .dlib_format import ShapePredictorModel, packaged_model_path, read_shape_predictor
+from .graph_cache import GraphCache
+from .ordered_sum import add_in_order
 
 __all__ = [
     "ShapePredictor",
@@ -57,9 +58,11 @@ class ShapePredictor:
     """dlib's ``shape_predictor``, vectorised over boxes and images, on any torch device.
 
     The cascade runs where the grey levels are: an attack on a GPU re-runs it
-    on every iteration for every face and view. On a GPU a call costs about
-    8,000 small kernels, whatever the number of boxes (:func:`_add_in_order`),
-    so calls with fewer than ``host_below`` boxes still run on the host. Both
+    on every iteration for every face and view. A call is a fixed chain of
+    about 1,600 small kernels whatever the number of boxes (7,500 more
+    without Triton: :func:`~vdeid.recognizers.ordered_sum.add_in_order`), so
+    small calls run on the host, or with ``graphs`` are replayed from CUDA
+    graphs (:class:`~vdeid.recognizers.graph_cache.GraphCache`). All paths
     give the same points.
 
     Parameters
@@ -67,17 +70,31 @@ class ShapePredictor:
     model : ShapePredictorModel
         Arrays from :func:`~vdeid.recognizers.dlib_format.read_shape_predictor`.
     host_below : int, optional
-        Off the CPU, calls with fewer boxes run on the host. The default is
-        where the two cost the same on an H200 with 16 host cores, about
-        0.8 ms a box (``benchmarks/shape_predictor_agreement.py --device
-        cuda``; docs/performance.md). (Default: 96)
+        Off the CPU, calls with fewer boxes run on the host instead.
+        (Default: 8, where the two cost the same on an H200 with 16 host
+        cores; 0 with ``graphs``. docs/performance.md, *The shape predictor
+        on the GPU*)
+    graphs : bool, optional
+        On CUDA, replay each call's kernels from a CUDA graph captured per
+        shape (experimental: ``AttackConfig.cuda_graphs``). (Default: False)
     """
 
-    def __init__(self, model: ShapePredictorModel, *, host_below: int = 96):
+    def __init__(self, model: ShapePredictorModel, *, host_below: int | None = None, graphs: bool = False):
         self.model = model
-        self.host_below = int(host_below)
+        self.graphs = bool(graphs)
+        self.host_below = host_below
         self.depth = int(np.log2(model.split_idx.shape[2] + 1))
         self._on: dict[torch.device, dict[str, torch.Tensor]] = {}
+        self._graphed = GraphCache(self._run)
+
+    @property
+    def host_below(self) -> int:
+        """Calls with fewer boxes run on the host (off the CPU)."""
+        return self._host_below if self._host_below is not None else (0 if self.graphs else 8)
+
+    @host_below.setter
+    def host_below(self, value: int | None) -> None:
+        self._host_below = None if value is None else int(value)
 
     @property
     def num_parts(self) -> int:
@@ -87,9 +104,12 @@ class ShapePredictor:
         if device not in self._on:
             m = self.model
             levels, trees, nodes = m.split_idx.shape[:3]
-            # Flat per-level indices, so one gather reads every tree's node.
+            # The initial shape's side of every level's fit (_linear), once.
+            src = torch.from_numpy(m.initial_shape).double()
+            a = src - src.mean(dim=0)
             self._on[device] = {
                 "initial_shape": torch.from_numpy(m.initial_shape).to(device),
+                # Flat per-level indices, so one gather reads every tree's node.
                 "split": torch.from_numpy(np.ascontiguousarray(np.moveaxis(m.split_idx, -1, 1)))
                 .reshape(levels, 2, trees * nodes)
                 .to(device),
@@ -99,10 +119,12 @@ class ShapePredictor:
                 "deltas": torch.from_numpy(m.deltas).to(device),
                 "tree_nodes": (torch.arange(trees) * nodes).to(device),
                 "tree_leaves": (torch.arange(trees) * (nodes + 1) - nodes).to(device),
+                "centred": a.to(device),
+                "spread": (a * a).sum().to(device),
             }
         return self._on[device]
 
-    def __call__(self, gray, box, *, round_points: bool = True):
+    def __call__(self, gray, box, *, image=None, round_points: bool = True):
         """Landmarks of the face in ``box`` (or in each of several boxes).
 
         Parameters
@@ -113,8 +135,11 @@ class ShapePredictor:
             its own device.
         box : array_like or Tensor of shape (4,), (N, 4) or (B, V, 4)
             ``left, top, right, bottom`` in pixels (dlib's inclusive rectangle):
-            one or N boxes on the one image, or V boxes on each of the B
-            images. All boxes run as one vectorised pass.
+            one or N boxes on the one image, V boxes on each of the B
+            images, or with ``image`` N boxes on the B images. All boxes run
+            as one vectorised pass.
+        image : array_like or Tensor of shape (N,), optional
+            With (B, H, W) images and (N, 4) boxes, the image of each box.
         round_points : bool
             Round the result to whole pixels, as dlib's ``full_object_detection``
             does.
@@ -129,7 +154,15 @@ class ShapePredictor:
         gray = torch.as_tensor(np.asarray(gray) if as_numpy else gray)
         device = gray.device
         boxes = torch.as_tensor(box, dtype=torch.float64).to(device)
-        if gray.ndim == 3:
+        if image is not None:
+            image = torch.as_tensor(image, dtype=torch.long).to(device)
+            if gray.ndim != 3 or boxes.ndim != 2 or boxes.shape[1] != 4 or image.shape != boxes.shape[:1]:
+                raise ValueError(
+                    f"image indices need (B, H, W) images and (N, 4) boxes, got {tuple(gray.shape)}, "
+                    f"{tuple(boxes.shape)} and {tuple(image.shape)}"
+                )
+            lead = boxes.shape[:1]
+        elif gray.ndim == 3:
             if boxes.ndim != 3 or len(boxes) != len(gray) or boxes.shape[2] != 4:
                 raise ValueError(
                     f"{len(gray)} images need boxes of shape ({len(gray)}, V, 4), got {tuple(boxes.shape)}"
@@ -141,13 +174,28 @@ class ShapePredictor:
             gray = gray[None]
             image = torch.zeros(int(np.prod(lead, dtype=np.int64)), dtype=torch.long, device=device)
         boxes = boxes.reshape(-1, 4)
-        if device.type != "cpu" and len(boxes) < self.host_below:
+        if device.type == "cpu":
+            out = self._run(gray, boxes, image)
+        elif len(boxes) < self.host_below:
             out = self._run(gray.cpu(), boxes.cpu(), image.cpu()).to(device)
         else:
-            out = self._run(gray, boxes, image)
+            out = self._graphed_run(gray, boxes, image) if self.graphs else self._run(gray, boxes, image)
         out = torch.floor(out + 0.5) if round_points else out
         out = out.reshape(tuple(lead) + out.shape[1:])
         return out.cpu().numpy() if as_numpy else out
+
+    def _graphed_run(self, gray: torch.Tensor, boxes: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """:meth:`_run` from a CUDA graph, its inputs padded so that changing batches reuse a few graphs."""
+        # Boxes and images to powers of two, the images' sides to multiples of 64
+        # (the padding reads 0, as the cascade reads pixels outside an image);
+        # the extra rows repeat the first box and are dropped.
+        n = len(boxes)
+        rows = torch.arange(_bucket(n), device=boxes.device)
+        rows[n:] = 0
+        height, width = (-(-side // 64) * 64 for side in gray.shape[1:])
+        padded = gray.new_zeros((_bucket(len(gray)), height, width))
+        padded[: len(gray), : gray.shape[1], : gray.shape[2]] = gray
+        return self._graphed(padded, boxes[rows], image[rows])[:n]
 
     def _run(self, gray: torch.Tensor, boxes: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """Landmarks ``(n, P, 2)`` float64 of ``(n, 4)`` boxes on the images ``gray[image]``."""
@@ -162,57 +210,49 @@ class ShapePredictor:
         # float32 shapes and pixel offsets, as dlib keeps them: the feature
         # pixels then round exactly as dlib's do.
         shape = m["initial_shape"].expand(n, -1, -1).clone()
+        trees = len(m["tree_leaves"])
         for level in range(len(m["split"])):
-            # In float64, as dlib's find_similarity_transform, then float32 like
-            # dlib's tform: all of 6,100 random boxes over 61 photos then land
-            # on real dlib's points, against 6,091 computed in float32
-            # (benchmarks/shape_predictor_agreement.py).
-            linear = similarity_transform(m["initial_shape"].double(), shape.double())[:, :, :2].float()
+            c, s = _linear(m, shape)
             d = m["deltas"][level][None]
-            points = torch.stack(
-                [
-                    d[..., 0] * linear[:, None, 0, 0] + d[..., 1] * linear[:, None, 0, 1],
-                    d[..., 0] * linear[:, None, 1, 0] + d[..., 1] * linear[:, None, 1, 1],
-                ],
-                dim=-1,
-            ) + shape.index_select(1, m["anchor_idx"][level])
+            points = torch.stack([d[..., 0] * c + d[..., 1] * -s, d[..., 0] * s + d[..., 1] * c], dim=-1)
+            points = points + shape.index_select(1, m["anchor_idx"][level])
             pixels = torch.floor(points.double() * extent + origin + 0.5).long()
             x, y = pixels[..., 0], pixels[..., 1]
             inside = (x >= 0) & (y >= 0) & (x < width) & (y < height)
             at = torch.where(inside, offset + y * width + x, 0)
             features = torch.where(inside, torch.take(flat_gray, at), 0).float()
             split, thresh = m["split"][level], m["thresh"][level]
-            node = torch.zeros((n, len(m["tree_nodes"])), dtype=torch.long, device=gray.device)
+            node = torch.zeros((n, trees), dtype=torch.long, device=gray.device)
             for _ in range(self.depth):
                 # take / index_select: several times faster than tensor[index] on the CPU.
                 at = m["tree_nodes"] + node
                 f1 = torch.gather(features, 1, torch.take(split[0], at))
                 f2 = torch.gather(features, 1, torch.take(split[1], at))
                 node = 2 * node + 2 - (f1 - f2 > torch.take(thresh, at)).long()
-            leaves = m["leaves"][level].index_select(0, (m["tree_leaves"] + node).flatten()).view(n, node.shape[1], -1)
-            shape = _add_in_order(shape.reshape(n, -1), leaves).reshape(shape.shape)
+            leaves = m["leaves"][level].index_select(0, (m["tree_leaves"] + node).flatten()).view(n, trees, -1)
+            shape = add_in_order(shape.reshape(n, -1), leaves).reshape(shape.shape)
         return shape.double() * extent + origin
 
 
-def _add_in_order(start: torch.Tensor, terms: torch.Tensor) -> torch.Tensor:
-    """``start (n, K) + terms (n, T, K)`` summed over T one term after another, in float32.
+def _linear(m: dict[str, torch.Tensor], shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos, sin`` (n, 1) float32 times the scale of the fit of the initial shape to ``shape`` (n, P, 2).
 
-    dlib adds its trees' leaves one at a time, and the cascade amplifies the
-    last bit: summed in parallel instead, 3.7 % of boxes ended more than 1 %
-    of their side away from dlib's landmarks. On the CPU numpy's running sum
-    adds in order in one call; elsewhere each term is one small kernel.
+    :func:`~vdeid.recognizers.align.similarity_transform` from the initial
+    shape, its rotation-and-scale part only: in float64, as dlib's
+    find_similarity_transform, then float32 like dlib's tform. All of 6,100
+    random boxes over 61 photos then land on real dlib's points, against
+    6,091 computed in float32 (benchmarks/shape_predictor_agreement.py).
     """
-    if start.device.type == "cpu":
-        both = np.concatenate([start[:, None].numpy(), terms.numpy()], axis=1)
-        return torch.from_numpy(np.cumsum(both, axis=1, dtype=np.float32)[:, -1])
-    return _add_one_by_one(start, terms)
+    a, b = m["centred"], shape.double()
+    b = b - b.mean(dim=1, keepdim=True)
+    re = (a[:, 0] * b[..., 0] + a[:, 1] * b[..., 1]).sum(dim=1, keepdim=True)
+    im = (a[:, 0] * b[..., 1] - a[:, 1] * b[..., 0]).sum(dim=1, keepdim=True)
+    return (re / m["spread"]).float(), (im / m["spread"]).float()
 
 
-def _add_one_by_one(start: torch.Tensor, terms: torch.Tensor) -> torch.Tensor:
-    total = start.clone()
-    for term in terms.unbind(dim=1):
-        total += term
-    return total
+def _bucket(n: int) -> int:
+    """The power of two ≥ ``n`` (at least 8)."""
+    return max(8, 1 << (n - 1).bit_length())
 
 
 def rgb_to_dlib_gray(rgb: np.ndarray) -> np.ndarray:

@@ -296,14 +296,21 @@ class DlibResNet(Recognizer):
             return self._predicted_transforms(crops, self.start_boxes(landmarks)[:, None])[:, 0]
         return self._predicted_transforms(crops, boxes)
 
-    def _predicted_transforms(self, crops: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """Chip transforms ``(B, V, 2, 3)`` (CPU) from dlib's predictor run from ``(B, V, 4)`` start boxes."""
+    def _predicted_transforms(
+        self, crops: torch.Tensor, boxes: torch.Tensor, image: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Chip transforms (CPU) from dlib's predictor run from start boxes.
+
+        ``(B, V, 2, 3)`` from ``(B, V, 4)`` boxes, or with ``image`` ``(n,)``
+        (the crop of each box) ``(n, 2, 3)`` from ``(n, 4)`` boxes.
+        """
         # One vectorised pass over every face and start box, on the crops'
         # device: per-face calls spend their time in per-call overhead.
         start = boxes.double().round().to(crops.device)
-        dlib_points = self.shape_predictor(dlib_gray(crops), start).cpu()
+        on = None if image is None else image.to(crops.device)
+        dlib_points = self.shape_predictor(dlib_gray(crops), start, image=on).cpu()
         dlib_template = template_to_chip(DLIB_5POINT_TEMPLATE, CHIP_SIZE, CHIP_PADDING)
-        return similarity_transform(dlib_template, dlib_points.flatten(0, 1)).view(len(start), -1, 2, 3)
+        return similarity_transform(dlib_template, dlib_points.flatten(0, -3)).view(start.shape[:-1] + (2, 3))
 
     def alignment_views(
         self,
@@ -431,6 +438,40 @@ class DlibResNet(Recognizer):
         check_shape(boxes, [len(crops), 4], "boxes")
         transforms = self._predicted_transforms(crops, boxes[:, None])[:, 0]
         return self.embed_chips(extract_dlib_chips(crops, transforms.to(crops.device), CHIP_SIZE))
+
+    def embed_with_views(
+        self, crops: torch.Tensor, landmarks: torch.Tensor, owner: torch.Tensor, boxes: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(self(crops, landmarks), self.embed_views(crops[owner], boxes))`` with one shape predictor pass.
+
+        An attack step needs both; the predictor's cost is mostly per call.
+
+        Parameters
+        ----------
+        crops : Tensor of shape (B, 3, H, W)
+            Float RGB in [0, 1].
+        landmarks : Tensor of shape (B, 5, 2)
+            MTCNN ``(x, y)`` landmarks in crop pixels.
+        owner : Tensor of shape (N,), int64
+            The crop of each view.
+        boxes : Tensor of shape (N, 4)
+            The views' start boxes (from :meth:`alignment_views`).
+
+        Returns
+        -------
+        faces : Tensor of shape (B, 128)
+        views : Tensor of shape (N, 128)
+        """
+        check_shape(boxes, [len(owner), 4], "boxes")
+        if not self.refine:
+            raise ValueError("views need refine=True (they seed the shape predictor)")
+        check_shape(landmarks, [crops.shape[0], 5, 2], "landmarks")
+        start = torch.cat([self.start_boxes(landmarks), boxes.double().cpu()])
+        image = torch.cat([torch.arange(len(crops)), owner.cpu()])
+        transforms = self._predicted_transforms(crops, start, image).to(crops.device)
+        faces = self.embed_chips(extract_dlib_chips(crops, transforms[: len(crops)], CHIP_SIZE))
+        on = owner.to(crops.device)
+        return faces, self.embed_chips(extract_dlib_chips(crops[on], transforms[len(crops) :], CHIP_SIZE))
 
     def embed_chips(self, chips: torch.Tensor) -> torch.Tensor:
         """128-D descriptors of ``(B, 3, 150, 150)`` RGB chips in [0, 1]."""
