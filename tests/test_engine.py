@@ -326,6 +326,24 @@ def test_view_masks_of_a_chunk_stay_with_their_faces():
         assert changed[view & ~own].any() and not changed[~(own | view)].any()
 
 
+def test_cuda_graphs_reach_the_shape_predictor():
+    cfg = Config(device=DEVICE)
+    assert not AdversarialMethod(cfg).recognizers[0].shape_predictor.graphs
+    cfg.attack.cuda_graphs = True
+    assert AdversarialMethod(cfg).recognizers[0].shape_predictor.graphs
+
+
+def test_a_crops_views_are_found_once():
+    # The view masks, the attack and the verification all need the views of
+    # the same original crop; a crop that changes (a later round on the
+    # written pixels) gets its own.
+    frame, faces = _frame(), _faces([[50, 20, 90, 60], [10, 70, 40, 100]])
+    rec = _ViewRecognizer("beside")
+    _, outcomes = _method(recognizer=rec, mask_views=True).protect([frame], [faces])
+    assert [o.method for o in outcomes] == ["pfgvm", "pfgvm"]
+    assert len(rec.detected) == 1
+
+
 def _inside_ellipse(box, shape) -> np.ndarray:
     """``(H, W)`` pixels whose centres lie in the ellipse inscribed in ``box`` (x0, y0, x1, y1)."""
     x0, y0, x1, y1 = box

@@ -164,6 +164,7 @@ class _Job:
     moved: Optional[torch.Tensor] = None  # (3, h, w) neighbour's perturbation moved here, unscaled
     base: Optional[torch.Tensor] = None  # (3, h, w) perturbation handed on to warm starts
     detected: Optional[torch.Tensor] = None  # (K, 4) start boxes from dlib's CNN detector, crop pixels
+    views: Optional[tuple] = None  # (x, {recogniser index: (k, 4) view start boxes}) as found on that x
     hardened: bool = False  # the fallback's pixels, attacked again, reached the target
     steadied: bool = False  # protected, but given the fallback between fallbacks of its track
 
@@ -564,10 +565,10 @@ class AdversarialMethod:
         for batch in self._buckets(jobs):
             x, lm, _ = self._stack(batch)
             bounds = torch.as_tensor(np.stack([j.bounds for j in batch]))
-            for rec in self.recognizers:
+            for r, rec in enumerate(self.recognizers):
                 if not hasattr(rec, "alignment_views"):
                     continue
-                owner, boxes = rec.alignment_views(x, lm, bounds, detected=[j.detected for j in batch])
+                owner, boxes = self._alignment_views(batch, x, lm, r)
                 for b, box in zip(owner.tolist(), boxes.numpy()):
                     job = batch[b]
                     origin = np.array([job.context.x0, job.context.y0] * 2)
@@ -631,14 +632,34 @@ class AdversarialMethod:
     def _views(self, batch: list[_Job], x: torch.Tensor, lm: torch.Tensor) -> list[Optional[tuple]]:
         """Per recogniser, the further alignments ``(owner, boxes)`` of the faces in ``x``, or None."""
         out: list[Optional[tuple]] = []
-        for rec in self.recognizers:
+        for r, rec in enumerate(self.recognizers):
             if not (self.cfg.alignment_views and hasattr(rec, "alignment_views")):
                 out.append(None)
                 continue
-            bounds = torch.as_tensor(np.stack([j.bounds for j in batch]))
-            owner, boxes = rec.alignment_views(x, lm, bounds, detected=[j.detected for j in batch])
+            owner, boxes = self._alignment_views(batch, x, lm, r)
             out.append((owner, boxes) if len(owner) else None)
         return out
+
+    def _alignment_views(self, batch: list[_Job], x: torch.Tensor, lm: torch.Tensor, r: int) -> tuple:
+        """Recogniser ``r``'s ``alignment_views`` of the faces ``x`` (their ``job.x``, stacked), found once per crop.
+
+        The view masks, the attack and each verification all ask for the
+        views of the same original crops; a face's views do not depend on
+        the batch it is in (the stack's padding reads as the outside of the
+        frame does).
+        """
+        known = [j.views[1].get(r) if j.views is not None and j.views[0] is j.x else None for j in batch]
+        if any(k is None for k in known):
+            bounds = torch.as_tensor(np.stack([j.bounds for j in batch]))
+            owner, boxes = self.recognizers[r].alignment_views(x, lm, bounds, detected=[j.detected for j in batch])
+            known = [boxes[owner == b] for b in range(len(batch))]
+            for job, found in zip(batch, known):
+                if job.views is None or job.views[0] is not job.x:
+                    job.views = (job.x, {})
+                job.views[1][r] = found
+            return owner, boxes
+        owner = torch.cat([torch.full((len(k),), b, dtype=torch.long) for b, k in enumerate(known)])
+        return owner, torch.cat(known)
 
     def _objective(self, batch: list[_Job], lm: torch.Tensor, views: list[Optional[tuple]]) -> Objective:
         members: list[Objective] = []
