@@ -4,42 +4,43 @@ The two entry points mirror the CLI: :func:`process_video` (``vdeid process``)
 and :func:`protect_image` / :func:`protect_photos` (``vdeid protect``).
 """
 
-import sys as _sys
-
-if _sys.argv[:1] == ["-m"]:
-    # ``python -m vdeid`` is the command, but Python imports this package, and
-    # with it torch, before vdeid/__main__.py: the command's process settings
-    # (cli/tuning.py) have to come first. argv[0] is "-m" only while the
-    # module named by -m is being located.
-    from cli.tuning import tune_process
-
-    tune_process()
-
-from .config import AttackConfig, Config, DetectConfig, EncodeConfig, NaiveConfig, TrackConfig
-from .errors import InputError, ModelError, OutputError, ShapeError, VdeidError
-from .faces import Faces
-from .photos import ImageResult, protect_image, protect_photos
-from .pipeline import process_video
-from .report import Report
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AttackConfig",
-    "Config",
-    "DetectConfig",
-    "EncodeConfig",
-    "Faces",
-    "ImageResult",
-    "InputError",
-    "ModelError",
-    "NaiveConfig",
-    "OutputError",
-    "Report",
-    "ShapeError",
-    "TrackConfig",
-    "VdeidError",
-    "process_video",
-    "protect_image",
-    "protect_photos",
-]
+# Names load on first use (PEP 562), so importing the package does not load
+# torch: ``python -m vdeid`` imports it before vdeid/__main__.py runs, and the
+# command's process settings (cli/tuning.py) have to come before torch.
+_EXPORTS = {
+    "AttackConfig": ".config",
+    "Config": ".config",
+    "DetectConfig": ".config",
+    "EncodeConfig": ".config",
+    "NaiveConfig": ".config",
+    "TrackConfig": ".config",
+    "InputError": ".errors",
+    "ModelError": ".errors",
+    "OutputError": ".errors",
+    "ShapeError": ".errors",
+    "VdeidError": ".errors",
+    "Faces": ".faces",
+    "ImageResult": ".photos",
+    "protect_image": ".photos",
+    "protect_photos": ".photos",
+    "process_video": ".pipeline",
+    "Report": ".report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
