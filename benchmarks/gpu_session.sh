@@ -16,9 +16,9 @@
 # `run` writes its files to OUTDIR (what the device tool brings back): log.txt (host, shape
 # predictor, every step's stderr), tests_cuda.txt, kernel.json, kernel_graphs.json,
 # street_blur.json, street_pfgvm.json, readme.prof (cProfile of the main thread on the README
-# sample) and, with CUDA graphs, street_graphs.json and readme_graphs.prof;
-# STEPS="tests tf32 kernel blur pfgvm graphs profile shape" picks some (default: all but tf32,
-# which also writes tests_tf32_off.txt). DEVICE=cpu FRAMES=2 runs the same steps here, to
+# sample) and, with CUDA graphs, street_graphs.json, street_bisect.json and readme_graphs.prof;
+# STEPS="tests tf32 kernel blur pfgvm graphs bisect profile shape" picks some (default: all but
+# tf32, which also writes tests_tf32_off.txt). DEVICE=cpu FRAMES=2 runs the same steps here, to
 # check the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +48,7 @@ run)
     out=${2:?usage: benchmarks/gpu_session.sh run OUTDIR}
     device=${DEVICE:-cuda}
     frames=${FRAMES:-16}
-    steps=${STEPS:-tests kernel blur pfgvm graphs profile shape}
+    steps=${STEPS:-tests kernel blur pfgvm graphs bisect profile shape}
     mkdir -p "$out"
     log="$out/log.txt"
     site=/tmp/vdeid-site
@@ -93,16 +93,20 @@ PY
     want blur && step street blur && timeout 60 python3 -m vdeid bench .gpu_clips/street_pedestrians_1080p.mp4 \
         --method blur --device "$device" --no-kernel --json -q >"$out/street_blur.json" 2>>"$log"
     # P-FGVM on the clip's first frames, cut losslessly, at the defaults.
-    want pfgvm && step street pfgvm "$frames" frames && python3 benchmarks/clip_window.py \
-        .gpu_clips/street_pedestrians_1080p.mp4 /tmp/street_head.mp4 --start 0 --frames "$frames" >>"$log" 2>&1 &&
-        timeout 150 python3 -m vdeid bench /tmp/street_head.mp4 --device "$device" --no-kernel --json -q \
-        >"$out/street_pfgvm.json" 2>>"$log"
+    { want pfgvm || want graphs || want bisect; } && python3 benchmarks/clip_window.py \
+        .gpu_clips/street_pedestrians_1080p.mp4 /tmp/street_head.mp4 --start 0 --frames "$frames" >>"$log" 2>&1
+    want pfgvm && step street pfgvm "$frames" frames && timeout 150 python3 -m vdeid bench /tmp/street_head.mp4 \
+        --device "$device" --no-kernel --json -q >"$out/street_pfgvm.json" 2>>"$log"
     # The same with the shape predictor replayed from CUDA graphs (experimental).
     want graphs && step street pfgvm "$frames" frames, CUDA graphs && timeout 150 python3 -m vdeid bench \
         /tmp/street_head.mp4 --device "$device" --no-kernel --cuda-graphs --json -q >"$out/street_graphs.json" 2>>"$log"
     # Where the main thread's time goes (protection runs there), on the README sample.
     want profile && step readme pfgvm, cProfile && timeout 90 python3 -m cProfile -o "$out/readme.prof" \
         -m vdeid bench samples/astronaut_drone.mp4 --device "$device" --no-kernel --json -q >>"$log" 2>&1
+    # Larger waves: a chunk of 16 frames warm-started in halving steps (with CUDA graphs).
+    want bisect && step street pfgvm "$frames" frames, bisect && timeout 150 python3 -m vdeid bench \
+        /tmp/street_head.mp4 --device "$device" --no-kernel --cuda-graphs --warm-order bisect --chunk-frames 16 \
+        --json -q >"$out/street_bisect.json" 2>>"$log"
     # With CUDA graphs, while the detector thread still runs (capture once broke MTCNN there).
     want graphs && step readme pfgvm, CUDA graphs, cProfile && timeout 90 python3 -m cProfile \
         -o "$out/readme_graphs.prof" -m vdeid bench samples/astronaut_drone.mp4 --device "$device" --no-kernel \

@@ -17,6 +17,7 @@ from vdeid.config import Config
 _OPTIONS = [
     (("--method", "-m"), None, "method", dict(help="Protection method (default {default}): pfgvm, ifgvm, ifgsm, bim, illc, blur, pixelate, noise, impulse, mask, svd.")),
     (("--device",), None, "device", dict(type=click.Choice(["auto", "cpu", "cuda"]), help="Where detection and attacks run (default {default}).")),
+    (("--chunk-frames",), None, "chunk_frames", dict(type=click.IntRange(1, 1024), help="Frames protected together; the attack batches a chunk's faces (default {default}).")),
     (("--overwrite",), None, "overwrite", dict(is_flag=True, default=None, help="Replace an existing output (never an input).")),
     (("--min-face",), "detect", "min_face", dict(type=click.IntRange(8, 4096), help="Smallest face side in pixels (default {default}).")),
     (("--thresholds",), "detect", "thresholds", dict(metavar="P,R,O", help="MTCNN stage thresholds (default {default}).")),
@@ -36,6 +37,7 @@ _OPTIONS = [
     (("--margin",), "attack", "margin", dict(type=click.FloatRange(0, 10), help="Distance beyond the recogniser threshold required (default {default}).")),
     (("--max-iter",), "attack", "max_iter", dict(type=click.IntRange(0, 10000), help="Attack iterations per face before the fallback; in video a face the encoder pushes back after it passed gets a small reserve more (default {default}).")),
     (("--precision",), "attack", "precision", dict(type=click.Choice(["float32", "bfloat16"]), help="Recogniser precision during the attack; faces are verified in float32 either way (default {default}).")),
+    (("--warm-order",), "attack", "warm_order", dict(type=click.Choice(["sequential", "bisect"]), help="Order of a chunk's warm starts: frame after frame, or in halving steps, which makes larger batches for a GPU but starts from frames further away (default {default}).")),
     (("--cuda-graphs/--no-cuda-graphs",), "attack", "cuda_graphs", dict(default=None, help="Experimental: on CUDA, replay dlib's shape predictor from CUDA graphs; the same points, fewer kernel launches (default {default}).")),
     (("--encoder-check/--no-encoder-check",), "attack", "encoder_check", dict(default=None, help="Judge adversarial faces on what the output's encoder keeps (an in-memory round trip), continue or fall back those it undoes (default {default}).")),
     (("--mask-views/--no-mask-views",), "attack", "mask_views", dict(default=None, help="Let the perturbation reach the faces an invader's detector may box differently (alignment views), not only the face's own ellipse: fewer faces blurred on faces the frame edge cuts, a wider perturbation (default {default}).")),

@@ -138,6 +138,12 @@ def test_options_map_to_config_fields():
     assert build_config(process.make_context("process", ["in.mp4", "-o", "o.mp4", "--detector-views"]).params).attack.detector_views
     ctx = process.make_context("process", ["in.mp4", "-o", "o.mp4", "--confirm-score", "0"])
     assert build_config(ctx.params).track.confirm_score == 0.0 < Config().track.confirm_score
+    ctx = process.make_context(
+        "process", ["in.mp4", "-o", "o.mp4", "--cuda-graphs", "--warm-order", "bisect", "--chunk-frames", "16"]
+    )
+    config = build_config(ctx.params)
+    assert (config.attack.cuda_graphs, config.attack.warm_order, config.chunk_frames) == (True, "bisect", 16)
+    assert (default.cuda_graphs, default.warm_order) == (False, "sequential")
 
 
 def test_sigterm_leaves_no_partial_output(tmp_path):
