@@ -63,7 +63,7 @@ def _add_one_by_one(start: torch.Tensor, terms: torch.Tensor) -> torch.Tensor:
 def _add_with_kernel(start: torch.Tensor, terms: torch.Tensor) -> torch.Tensor:
     start, terms = start.float().contiguous(), terms.float().contiguous()
     out = torch.empty_like(start)
-    n, k = start.shape
+    k = start.shape[1]
     if out.numel():
         grid = ((out.numel() + _BLOCK - 1) // _BLOCK,)
         _kernel()[grid](start, terms, out, out.numel(), n_cols=k, n_terms=terms.shape[1], BLOCK=_BLOCK)
