@@ -31,3 +31,21 @@ def test_a_heavily_blurred_face_is_not_re_identified(invader, astronaut):
 
 def test_no_face_gives_no_distance(invader, astronaut):
     assert invader.closest(astronaut, astronaut, np.zeros((0, 4), np.int64)).shape == (0,)
+
+
+def test_a_clear_face_is_far_from_a_black_frame_and_a_black_frame_is_not(invader, astronaut):
+    rects = invader.detect(astronaut)
+    assert invader.blank_distance(astronaut, rects)[0] > invader.THRESHOLD
+    black = np.zeros_like(astronaut)
+    assert invader.blank_distance(black, rects)[0] < 1e-5
+    # What the control stands for: a solid mask over the clear face does not match it.
+    assert invader.closest(astronaut, black, rects)[0] > invader.THRESHOLD
+
+
+def test_a_face_lost_in_the_dark_matches_a_black_frame(invader, astronaut):
+    # The astronaut at 2 % of her brightness (grey levels 0-5): the invader's
+    # descriptor of her lies near that of nothing, so a mask would still "match" her.
+    rects = invader.detect(astronaut)
+    dark = (astronaut.astype(np.float32) * 0.02).astype(np.uint8)
+    assert invader.blank_distance(dark, rects)[0] < invader.THRESHOLD
+    assert invader.closest(dark, np.zeros_like(dark), rects)[0] < invader.THRESHOLD

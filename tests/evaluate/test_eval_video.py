@@ -35,7 +35,10 @@ def test_identical_video_is_perfect(clips):
     assert s["frames_equal"] and s["fps_equal"] and s["size_equal"] and s["timestamps_equal"]
     assert s["audio"]["identical"] and s["audio"]["packets"][0] > 0
     assert r["faces"]["face_frames"] > 0
-    assert r["targets"]["dlib"]["still_matches"] == 100.0
+    dlib = r["targets"]["dlib"]
+    assert dlib["still_matches"] == 100.0
+    # The astronaut's face is no blank: no face-frame leaves the second share.
+    assert dlib["original_matches_black"] == 0 and dlib["still_matches_rest"] == 100.0
     assert r["faces"]["ssim_mean"] == pytest.approx(1.0)
     assert r["faces"]["flicker_mean_abs"] == 0.0 and r["faces"]["perturbation_mean_abs"] == 0.0
 
@@ -66,6 +69,8 @@ def test_the_dlib_invader_re_identifies_the_original_but_not_the_blur(clips):
     sample, blurred = clips
     same = evaluate_video(sample, sample, every=25, invader=True)["invader"]
     assert same["face_frames"] >= 2 and same["still_matches"] == 100.0 and same["min_distance"] < 1e-5
+    # The astronaut is no blank: every face-frame counts in the rest too.
+    assert same["original_matches_black"] == 0 and same["still_matches_rest"] == 100.0
     r = evaluate_video(sample, blurred, every=25, invader=True)["invader"]
     assert r["face_frames"] == same["face_frames"]
     assert r["min_distance"] > 0.3

@@ -96,3 +96,33 @@ class DlibInvader:
         out = np.full(len(rects), np.inf)
         np.minimum.at(out, owner, d)
         return out
+
+    def blank_distance(self, original: np.ndarray, rects: np.ndarray) -> np.ndarray:
+        """For each face of the original, its distance to the invader's descriptor of a black frame there.
+
+        A face half hidden by a hand or cut by the frame edge can lie within
+        the threshold of what the invader embeds at the same rectangle of an
+        all-black frame. Any protection that removes such a face (a solid
+        mask, a strong blur) then still "matches" it, and that match says
+        nothing about who it is: the invader could not tell the original
+        from an empty frame in the first place.
+
+        Parameters
+        ----------
+        original : ndarray of shape (H, W, 3)
+            uint8 RGB frame.
+        rects : ndarray of shape (N, 4)
+            The faces of the original (:meth:`detect`).
+
+        Returns
+        -------
+        ndarray of shape (N,), float64
+            Euclidean distances; below :attr:`THRESHOLD` means the original
+            is indistinguishable from a black frame.
+        """
+        rects = np.asarray(rects, np.int64).reshape(-1, 4)
+        if len(rects) == 0:
+            return np.zeros(0)
+        reference = self.descriptors(original, rects)
+        blank = self.descriptors(np.zeros_like(original), rects)
+        return np.linalg.norm(reference - blank, axis=1).astype(np.float64)

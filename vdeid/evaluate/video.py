@@ -20,6 +20,13 @@
   (:class:`~vdeid.evaluate.invader.DlibInvader`: its CNN face detector, 5-point
   predictor and ResNet, none of them vdeid's MTCNN alignment) finds the faces
   of the original and looks for each in the protected frame.
+
+As a control, every recogniser (and the invader) also embeds an all-black
+frame where it embeds each face. A face-frame whose original lies within the
+threshold of that is one the recogniser cannot tell from an empty frame (a
+face half hidden by a hand and cut by the frame edge): removing the face, even
+with a solid mask, leaves it "matching". The report counts such face-frames
+and gives the share of the others that still match beside the share of all.
 """
 
 from __future__ import annotations
@@ -127,7 +134,11 @@ def evaluate_video(
         flicker), ``targets`` (per recogniser: share of face-frames still
         matching with its 95 % interval, mean distance) and, with
         ``invader``, ``invader`` (the same for dlib's own pipeline, with the
-        smallest distance).
+        smallest distance). Each of these also gives
+        ``original_matches_black`` (face-frames whose original matches a
+        black frame too), ``still_matches_of_those`` (of them, those still
+        matching) and ``still_matches_rest`` with its interval (the share
+        over the other face-frames).
 
     Raises
     ------
@@ -149,8 +160,10 @@ def evaluate_video(
 
         dlib_invader = DlibInvader()
     invader_dist: list[float] = []
+    invader_blank: list[float] = []  # each original's distance to a black frame's descriptor
     every = max(1, int(every))
     dist: dict[str, list[float]] = {t: [] for t in targets}
+    blank: dict[str, list[float]] = {t: [] for t in targets}  # each original's distance to a black frame
     ssim: list[float] = []
     still_detected: list[bool] = []
     flicker, magnitude, background = [], [], []
@@ -193,6 +206,7 @@ def evaluate_video(
                 checked += 1
                 faces = detector.detect([a])[0]
                 if len(faces):
+                    black = np.zeros_like(a)
                     found = detector.detect([b])[0]
                     delta = to_float(b).astype(np.float32) - to_float(a).astype(np.float32)
                     outside = np.ones(a.shape[:2], bool)
@@ -209,16 +223,18 @@ def evaluate_video(
                         if not np.isfinite(lm).all():
                             continue
                         for t, rec in recs.items():
-                            ea = embed_face(a, lm, rec)
-                            eb = embed_face(b, lm, rec)
+                            ea, eb, e0 = (torch.from_numpy(embed_face(f, lm, rec))[None] for f in (a, b, black))
                             with torch.no_grad():
-                                dist[t].append(float(rec.distance(torch.from_numpy(ea)[None], torch.from_numpy(eb)[None])[0]))
+                                dist[t].append(float(rec.distance(ea, eb)[0]))
+                                blank[t].append(float(rec.distance(ea, e0)[0]))
                     if outside.any():
                         background.append(float(np.abs(delta[outside]).mean()) * 255.0)
                 if dlib_invader is not None:
                     # dlib reads 8-bit RGB; 10-bit frames are judged as an 8-bit copy would be.
                     a8, b8 = (f if f.dtype == np.uint8 else from_float(to_float(f), np.uint8) for f in (a, b))
-                    invader_dist += dlib_invader.closest(a8, b8, dlib_invader.detect(a8)).tolist()
+                    rects = dlib_invader.detect(a8)
+                    invader_dist += dlib_invader.closest(a8, b8, rects).tolist()
+                    invader_blank += dlib_invader.blank_distance(a8, rects).tolist()
             progress(Progress("frames", fo.index + 1, total, {"face-frames": len(ssim)}))
             if max_frames is not None and fo.index + 1 >= max_frames:
                 break
@@ -242,13 +258,8 @@ def evaluate_video(
     out_targets = {}
     for t, rec in recs.items():
         d = np.asarray(dist[t], np.float64)
-        thr = float(rec.cfg.threshold)
-        matches = int((d < thr).sum())
         out_targets[t.partition(":")[0]] = {
-            "threshold": thr,
-            "face_frames": int(len(d)),
-            "still_matches": M.rate(d < thr),
-            "still_matches_ci": list(M.wilson_interval(matches, len(d))),
+            **_matches(d, np.asarray(blank[t], np.float64), float(rec.cfg.threshold)),
             "mean_distance": float(d.mean()) if len(d) else None,
         }
     faces_out = {
@@ -265,16 +276,35 @@ def evaluate_video(
     report = {"original": str(original), "protected": str(protected), "stream": stream, "faces": faces_out, "targets": out_targets}
     if dlib_invader is not None:
         d = np.asarray(invader_dist, np.float64)
-        matches = int((d < dlib_invader.THRESHOLD).sum())
         report["invader"] = {
             "pipeline": "dlib CNN face detector + 5-point predictor + ResNet (vdeid's ports)",
-            "threshold": dlib_invader.THRESHOLD,
-            "face_frames": int(len(d)),
-            "still_matches": M.rate(d < dlib_invader.THRESHOLD),
-            "still_matches_ci": list(M.wilson_interval(matches, len(d))),
+            **_matches(d, np.asarray(invader_blank, np.float64), dlib_invader.THRESHOLD),
             "min_distance": float(d.min()) if len(d) else None,
         }
     return report
+
+
+def _matches(d: np.ndarray, blank: np.ndarray, thr: float) -> dict:
+    """Share of face-frames still matching, over all and over those whose original is not blank-like.
+
+    ``d`` holds each face-frame's distance from its original, ``blank`` the
+    original's distance to the same recogniser's descriptor of a black frame
+    there. A face-frame with ``blank < thr`` is one the recogniser cannot tell
+    from an empty frame: a solid mask "matches" it too, so its match says
+    nothing about who it is. Both shares are reported, never only the second.
+    """
+    like = blank < thr
+    rest = d[~like]
+    return {
+        "threshold": thr,
+        "face_frames": int(len(d)),
+        "still_matches": M.rate(d < thr),
+        "still_matches_ci": list(M.wilson_interval(int((d < thr).sum()), len(d))),
+        "original_matches_black": int(like.sum()),
+        "still_matches_of_those": int((d[like] < thr).sum()),
+        "still_matches_rest": M.rate(rest < thr),
+        "still_matches_rest_ci": list(M.wilson_interval(int((rest < thr).sum()), len(rest))),
+    }
 
 
 def _matched(box: np.ndarray, found: Faces) -> bool:
