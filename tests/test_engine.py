@@ -103,6 +103,20 @@ def test_budget_zero_fails_closed_with_the_fallback():
     assert np.abs(out[0].astype(int) - frame).max() > 10  # blurred, not left as is
 
 
+@pytest.mark.parametrize("fallback_margin", [0.15, 0.5])
+def test_the_fallback_covers_the_box_grown_by_its_own_margin(fallback_margin):
+    frame = _frame()
+    faces = _faces([[40, 30, 80, 70]])  # 40 px: grown by 0.15, 6 px a side; by 0.5, 20 px
+    out, _ = _method(max_iter=0, fallback_margin=fallback_margin).protect([frame], [faces])
+    changed = np.abs(out[0].astype(int) - frame).max(axis=2) > 0
+    ys, xs = np.nonzero(changed)
+    x0, y0, x1, y1 = expand_boxes(faces.boxes, fallback_margin)[0]
+    assert xs.min() >= np.floor(x0) and xs.max() < np.ceil(x1) and ys.min() >= np.floor(y0) and ys.max() < np.ceil(y1)
+    # The ellipse reaches most of the way to the grown box on each side, not just past the face box.
+    reach = fallback_margin * 40 * 0.6
+    assert xs.min() < 40 - reach and xs.max() > 80 + reach
+
+
 def test_unreachable_margin_fails_closed_with_the_fallback():
     frame = _frame()
     faces = _faces([[30, 20, 70, 60]])
@@ -289,7 +303,7 @@ def test_detector_views_hand_dlibs_cnn_boxes_to_the_recogniser(astronaut):
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + origin[:2]
     assert bool(((centre >= torch.tensor(box[:2])) & (centre <= torch.tensor(box[2:]))).all())
     rec = _ViewRecognizer("face")
-    _method(recognizer=rec, max_iter=1).protect([astronaut], [_faces([box])])  # off by default
+    _method(recognizer=rec, max_iter=1, detector_views=False).protect([astronaut], [_faces([box])])
     assert rec.detected[0] == [None]
 
 

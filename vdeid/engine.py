@@ -23,7 +23,8 @@ every attack of :mod:`vdeid.attacks` (registered as ``pfgvm``, ``ifgvm``,
    iterations more if it had spent its budget;
 4. fails closed: a face that misses its target within ``max_iter`` iterations
    (or has no landmarks to align with) gets the fallback method
-   (``AttackConfig.fallback``, blur by default) and its
+   (``AttackConfig.fallback``, blur by default, over the box grown by
+   ``AttackConfig.fallback_margin``) and its
    :class:`~vdeid.methods.base.FaceOutcome` says so; a protected face whose
    crop a neighbour's fallback changed is judged again; if it no longer
    passes it is attacked again around the fallback's pixels, with the budget
@@ -90,7 +91,7 @@ from .faces import Faces, box_iou, expand_boxes
 from .imageops import from_float, to_float, to_uint8
 from .methods.base import FaceOutcome, Method
 from .methods.mask import Region, box_region, ellipse_mask_in_region
-from .methods.registry import create_method, register_method
+from .methods.registry import create_fallback, register_method
 from .warm_start import move_points, transfer_perturbation
 
 logger = logging.getLogger(__name__)
@@ -286,7 +287,7 @@ class AdversarialMethod:
                 raise VdeidError(
                     f"the fallback must be a naive method (blur, pixelate, mask...), not {self.cfg.fallback!r}"
                 )
-            self._fallback = create_method(self.cfg.fallback, self.config)
+            self._fallback = create_fallback(self.config)
         return self._fallback
 
     @property

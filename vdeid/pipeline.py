@@ -27,7 +27,7 @@ from .io import VideoSink, open_video
 from .io.video_sink import container_format
 from .io.atomic import check_output_path
 from .methods.base import FaceOutcome, Method
-from .methods.registry import create_method
+from .methods.registry import create_fallback, create_method
 from .progress import Progress, ProgressCallback, no_progress
 from .report import Report, StageTimer
 from .track import TrackRecorder, Tracks, read_tracks, track_faces
@@ -242,7 +242,7 @@ def protect_chunk(
 def _fallback_for(method: Method, config: Config, device: str) -> Optional[Method]:
     if method.name == config.attack.fallback:
         return None
-    return create_method(config.attack.fallback, replace(config, device=device))
+    return create_fallback(replace(config, device=device))
 
 
 def _check_outputs(config: Config, input_path, output_path, *, tracks_in, tracks_out, preview) -> None:

@@ -134,8 +134,11 @@ def test_options_map_to_config_fields():
     config = build_config(ctx.params)
     assert (config.attack.encoder_check, config.attack.precision, config.attack.harden_fallback) == (False, "bfloat16", True)
     default = build_config(process.make_context("process", ["in.mp4", "-o", "o.mp4"]).params).attack
-    assert default.encoder_check and not default.harden_fallback and not default.detector_views
-    assert build_config(process.make_context("process", ["in.mp4", "-o", "o.mp4", "--detector-views"]).params).attack.detector_views
+    assert default.encoder_check and not default.harden_fallback and default.detector_views
+    assert default.fallback_margin == 0.3
+    argv = ["in.mp4", "-o", "o.mp4", "--no-detector-views", "--fallback-margin", "0.5"]
+    changed = build_config(process.make_context("process", argv).params).attack
+    assert (changed.detector_views, changed.fallback_margin) == (False, 0.5)
     ctx = process.make_context("process", ["in.mp4", "-o", "o.mp4", "--confirm-score", "0"])
     assert build_config(ctx.params).track.confirm_score == 0.0 < Config().track.confirm_score
     ctx = process.make_context(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -170,6 +172,14 @@ def test_detect_region_upsampled_finds_faces_under_the_window(detector, astronau
     assert len(detector.detect_region(small, region)) == 0
     (found,) = detector.detect_region(small, region, upsample=1)
     np.testing.assert_allclose(found, full / 2, atol=0.1 * (full[2] - full[0]))
+    # A read-only frame (a decoded photo) gives the same boxes, without torch's warning. The
+    # region spans whole rows, so its pixels are one contiguous, read-only block.
+    rows = (0, region[1], small.shape[1], region[3])
+    expected = detector.detect_region(small, rows, upsample=1)
+    small.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(detector.detect_region(small, rows, upsample=1), expected)
 
 
 def test_detect_region_outside_the_frame_finds_nothing(detector, astronaut):

@@ -10,7 +10,7 @@ from vdeid.errors import VdeidError
 from vdeid.faces import Faces, expand_boxes
 from vdeid.methods import naive
 from vdeid.methods.mask import ellipse_mask
-from vdeid.methods.registry import create_method, describe_method, list_methods, register_method
+from vdeid.methods.registry import create_fallback, create_method, describe_method, list_methods, register_method
 
 NAIVE = ["blur", "pixelate", "noise", "impulse", "mask", "svd"]
 
@@ -44,6 +44,19 @@ def _protect(name, image, boxes, **naive_options):
     config = Config(method=name, naive=NaiveConfig(**naive_options))
     out, outcomes = create_method(name, config).protect([image], [Faces.from_arrays(boxes)])
     return out[0], outcomes
+
+
+def test_the_fallback_covers_its_own_wider_margin(astronaut, astronaut_box):
+    config = Config()
+    faces = [Faces.from_arrays(astronaut_box)]
+    method = create_method(config.attack.fallback, config).protect([astronaut], faces)[0][0]
+    fallback = create_fallback(config).protect([astronaut], faces)[0][0]
+    assert config.attack.fallback_margin > config.detect.box_margin
+    changed = lambda out: np.any(out != astronaut, axis=2)  # noqa: E731
+    # The method keeps to the box grown by box_margin; the fallback reaches past it, up to its own.
+    assert not changed(method)[_outside_grown_boxes(astronaut.shape[:2], astronaut_box)].any()
+    assert changed(fallback)[_outside_grown_boxes(astronaut.shape[:2], astronaut_box)].sum() > 1000
+    assert not changed(fallback)[_outside_grown_boxes(astronaut.shape[:2], astronaut_box, config.attack.fallback_margin)].any()
 
 
 @pytest.mark.parametrize("name", NAIVE)

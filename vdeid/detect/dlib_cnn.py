@@ -252,7 +252,8 @@ class DlibCnnFaceDetector(nn.Module):
             return np.zeros((0, 4))
         if upsample:
             part = F.interpolate(
-                torch.from_numpy(np.ascontiguousarray(part)).permute(2, 0, 1)[None].float(),
+                # A copy: the frame may be read-only (a decoded photo), which torch warns about.
+                torch.from_numpy(part.copy()).permute(2, 0, 1)[None].float(),
                 scale_factor=scale, mode="bilinear", align_corners=False,
             )[0].round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
         rects = self.detect(np.ascontiguousarray(part))[0].astype(np.float64)

@@ -578,9 +578,9 @@ class Evaluation:
             return out
         method = self._build_method(run, config)
         if run.adversarial:
-            from ..methods.registry import create_method
+            from ..methods.registry import create_fallback
 
-            fallback = create_method(config.attack.fallback, config)
+            fallback = create_fallback(config)
             for i in range(0, len(todo), max(1, self.spec.chunk)):
                 chunk = todo[i : i + self.spec.chunk]
                 method.reset()

@@ -15,6 +15,7 @@ from .mask import Region as Region
 from .mask import box_region as box_region
 from .mask import ellipse_mask as ellipse_mask
 from .mask import ellipse_mask_in_region as ellipse_mask_in_region
+from .registry import create_fallback as create_fallback
 from .registry import create_method as create_method
 from .registry import describe_method as describe_method
 from .registry import list_methods as list_methods
@@ -44,6 +45,7 @@ __all__ = [
     "box_region",
     "ellipse_mask",
     "ellipse_mask_in_region",
+    "create_fallback",
     "create_method",
     "describe_method",
     "list_methods",

@@ -9,6 +9,7 @@ built-in method.
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import replace
 from typing import Callable, Optional
 
 from ..config import Config
@@ -76,6 +77,17 @@ def create_method(name: str, config: Optional[Config] = None) -> Method:
     """
     factory, _ = _lookup(name)
     return factory(config if config is not None else Config())
+
+
+def create_fallback(config: Optional[Config] = None) -> Method:
+    """Build ``config.attack.fallback``, the naive method for faces the primary method cannot protect.
+
+    It covers each face box grown by ``config.attack.fallback_margin``, not
+    by ``config.detect.box_margin`` as the method itself would.
+    """
+    config = config if config is not None else Config()
+    detect = replace(config.detect, box_margin=config.attack.fallback_margin)
+    return create_method(config.attack.fallback, replace(config, detect=detect))
 
 
 def _lookup(name: str):
