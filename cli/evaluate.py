@@ -155,7 +155,10 @@ def evaluate_video(
     bit-identical), the share of face-frames each --target recogniser still
     matches to the original face, MTCNN re-detection, per-face SSIM and the
     perturbation's frame-to-frame flicker, as JSON. With --invader, also the
-    share of face-frames dlib's own pipeline still matches.
+    share of face-frames dlib's own pipeline still matches. Each judge also
+    counts the face-frames whose original it matches to a black frame too
+    (no blur or mask can move those) and gives the share of the others that
+    still match.
     """
     from vdeid.config import resolve_device
     from vdeid.evaluate.video import evaluate_video as run
